@@ -1,0 +1,325 @@
+"""The `aarlab` command line (one Typer app).
+
+User errors (AarlabError) are printed as one clear message with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aarlab.config import get_settings
+from aarlab.testbed.errors import AarlabError
+
+app = typer.Typer(
+    help="aarlab: automated alignment research on weak-to-strong supervision.", no_args_is_help=True
+)
+tasks_app = typer.Typer(help="Built-in and reference-format tasks.", no_args_is_help=True)
+encoders_app = typer.Typer(help="Frozen encoders shipped on PyPI.", no_args_is_help=True)
+methods_app = typer.Typer(help="Registered W2S methods.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(encoders_app, name="encoders")
+app.add_typer(methods_app, name="methods")
+
+console = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn user errors into one red line and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AarlabError as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+@tasks_app.command("list")
+@friendly
+def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Each built-in task with its split sizes (seed 0), positive rate and default encoder pair."""
+    from aarlab.testbed.tasks import get_spec, load_task, task_names
+
+    rows: list[dict[str, Any]] = []
+    for name in task_names():
+        spec = get_spec(name)
+        with console.status(f"loading {name} (built once, then cached)"):
+            task = load_task(name)
+        s = task.split(0)
+        rows.append(
+            {
+                "task": name,
+                "schema": spec.schema,
+                "records": len(task.records),
+                "train_label": len(s.train_label),
+                "train_unlabel": len(s.train_unlabel),
+                "test": len(s.test),
+                "positive_rate": round(float(task.pool().positive_rate), 3),
+                "weak": spec.weak,
+                "strong": spec.strong,
+                "gap": spec.gap_note or "resolvable",
+                "default": name == get_settings().default_task,
+                "description": spec.description,
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="aarlab tasks")
+    for col in (
+        "task",
+        "schema",
+        "train_label",
+        "train_unlabel",
+        "test",
+        "pos. rate",
+        "weak → strong",
+        "W2S gap",
+    ):
+        table.add_column(col)
+    for r in rows:
+        name = r["task"] + (" (default)" if r["default"] else "")
+        table.add_row(
+            name,
+            r["schema"],
+            str(r["train_label"]),
+            str(r["train_unlabel"]),
+            str(r["test"]),
+            f"{r['positive_rate']:.2f}",
+            f"{r['weak']} → {r['strong']}",
+            r["gap"],
+        )
+    out.print(table)
+
+
+@tasks_app.command("export")
+@friendly
+def tasks_export(
+    name: str,
+    dest: Path,
+    seed: Annotated[int, typer.Option(help="split seed")] = 0,
+) -> None:
+    """Write a built-in task as a reference-format directory (train_label/train_unlabel/test.jsonl)."""
+    from aarlab.testbed.loader import write_jsonl
+    from aarlab.testbed.tasks import load_task
+    from aarlab.testbed.tasks.registry import split_by_entity
+
+    task = load_task(name)
+    fractions = task.spec.fractions if task.spec else (0.25, 0.40, 0.35)
+    parts = split_by_entity(task.records, fractions, seed)
+    for split, recs in zip(("train_label", "train_unlabel", "test"), parts, strict=True):
+        n = write_jsonl(dest / f"{split}.jsonl", recs)
+        out.print(f"{dest / (split + '.jsonl')}: {n} records")
+
+
+@encoders_app.command("list")
+@friendly
+def encoders_list() -> None:
+    """The offline encoders, their sizes and the packages that ship them."""
+    from aarlab.testbed.encoders import encoder_specs
+
+    table = Table(title="aarlab encoders (all offline, from PyPI wheels)")
+    for col in ("id", "dim", "params", "package", "description"):
+        table.add_column(col)
+    for s in encoder_specs():
+        table.add_row(s.id, str(s.dim), s.params, s.package, s.description)
+    out.print(table)
+
+
+@methods_app.command("list")
+@friendly
+def methods_list() -> None:
+    """Registered methods and their hyperparameters."""
+    from aarlab.testbed.methods import get_method, method_names
+
+    table = Table(title="aarlab methods")
+    for col in ("method", "teacher", "config", "description"):
+        table.add_column(col)
+    for name in method_names():
+        spec = get_method(name)
+        cfg = ", ".join(f"{k}={v.default}" for k, v in spec.config.model_fields.items())
+        table.add_row(name, "yes" if spec.uses_teacher else "no (strong prior)", cfg, spec.description)
+    out.print(table)
+
+
+def _parse_config(config: str | None) -> dict[str, Any] | None:
+    if not config:
+        return None
+    try:
+        value = json.loads(config)
+    except json.JSONDecodeError as e:
+        raise AarlabError(
+            f"--config is not valid JSON ({e.msg}); example: --config '{{\"keep_fraction\": 0.3}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise AarlabError("--config must be a JSON object, e.g. '{\"C\": 0.01}'")
+    return value
+
+
+def result_table(results: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for col in (
+        "task",
+        "method",
+        "weak → strong",
+        "seeds",
+        "weak acc",
+        "ceiling acc",
+        "transfer acc",
+        "PGR [95% CI]",
+        "AUROC-PGR",
+        "s",
+    ):
+        table.add_column(col, justify="right" if col not in ("task", "method", "weak → strong") else "left")
+    for r in results:
+        if r["pgr"] is None:
+            pgr_s, au = "gap not resolvable", "–"
+        else:
+            pgr_s = f"{r['pgr']:+.2f} [{r['pgr_ci'][0]:+.2f}, {r['pgr_ci'][1]:+.2f}]"
+            au = _fmt(r["auroc_pgr"], 2)
+        table.add_row(
+            r["task"],
+            r["method"],
+            f"{r['weak']} → {r['strong']}",
+            str(r["seeds"]),
+            _fmt(r["weak_acc"]),
+            _fmt(r["ceiling_acc"]),
+            _fmt(r["transfer_acc"]),
+            pgr_s,
+            au,
+            f"{r['seconds']:.1f}",
+        )
+    return table
+
+
+@app.command()
+@friendly
+def baseline(
+    task: Annotated[
+        str | None, typer.Option(help="task name or reference-format directory (default: the default task)")
+    ] = None,
+    method: Annotated[str, typer.Option(help="method name, method.py file or method folder")] = "vanilla",
+    seeds: Annotated[int, typer.Option(min=1, help="number of seeds (splits)")] = 5,
+    weak: Annotated[str | None, typer.Option(help="weak encoder (default: the task's)")] = None,
+    strong: Annotated[str | None, typer.Option(help="strong encoder (default: the task's)")] = None,
+    config: Annotated[str | None, typer.Option(help="method config as a JSON object")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Run one method over several seeds and print weak, ceiling, transfer and PGR with 95% CIs."""
+    from aarlab.testbed.pipeline import run_experiment
+
+    result = run_experiment(
+        task or get_settings().default_task,
+        method,
+        seeds=seeds,
+        weak=weak,
+        strong=strong,
+        config=_parse_config(config),
+        show_progress=not as_json and sys.stderr.isatty(),
+    )
+    data = result.to_json()
+    if as_json:
+        print(json.dumps(data))
+        return
+    out.print(result_table([data], "aarlab baseline"))
+    if data["note"]:
+        console.print(f"[yellow]{data['note']}[/]")
+
+
+@app.command("baseline-table")
+@friendly
+def baseline_table(
+    tasks: Annotated[
+        list[str] | None, typer.Option("--task", help="tasks (default: every built-in task)")
+    ] = None,
+    methods: Annotated[
+        list[str] | None, typer.Option("--method", help="methods (default: every baseline)")
+    ] = None,
+    seeds: Annotated[int, typer.Option(min=1)] = 5,
+    markdown: Annotated[Path | None, typer.Option(help="also write the table as Markdown here")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every baseline on every built-in task (the README table)."""
+    from aarlab.testbed.methods import method_names
+    from aarlab.testbed.pipeline import prepare, run_experiment
+    from aarlab.testbed.tasks import load_task, task_names
+
+    results = []
+    for name in tasks or task_names():
+        task = load_task(name)
+        prep = prepare(task, show_progress=sys.stderr.isatty())
+        for m in methods or method_names():
+            if m == "vanilla" and not methods:
+                continue  # an alias of vanilla-hard
+            with console.status(f"{name}: {m}"):
+                results.append(run_experiment(task, m, seeds=seeds, prepared=prep).to_json())
+    if as_json:
+        print(json.dumps(results))
+    else:
+        out.print(
+            result_table(
+                results, f"aarlab baselines ({seeds} seeds, 95% bootstrap CIs over seeds × examples)"
+            )
+        )
+    if markdown:
+        markdown.write_text(markdown_table(results))
+        console.print(f"wrote {markdown}")
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| task | method | weak → strong | weak acc | ceiling acc | transfer acc | PGR [95% CI] "
+        "| AUROC-PGR |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r["pgr"] is None:
+            pgr_s, au = f"gap not resolvable (gap {r['gap']:+.3f})", "–"
+        else:
+            pgr_s, au = (
+                f"{r['pgr']:+.2f} [{r['pgr_ci'][0]:+.2f}, {r['pgr_ci'][1]:+.2f}]",
+                _fmt(r["auroc_pgr"], 2),
+            )
+        lines.append(
+            f"| {r['task']} | {r['method']} | {r['weak']} → {r['strong']} | {_fmt(r['weak_acc'])} | "
+            f"{_fmt(r['ceiling_acc'])} | {_fmt(r['transfer_acc'])} | {pgr_s} | {au} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+@friendly
+def demo(
+    seeds: Annotated[int, typer.Option(min=1)] = 5,
+    task: Annotated[str | None, typer.Option(help="task (default: the default task)")] = None,
+) -> None:
+    """The main job. For now: every baseline on the default task, with weak, ceiling and PGR."""
+    baseline_table(
+        tasks=[task or get_settings().default_task], methods=None, seeds=seeds, markdown=None, as_json=False
+    )
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,157 @@
+"""The encoder interface, the encoder registry, and cached featurisation of items.
+
+An encoder turns texts into fixed vectors; the *strong* and *weak* models of the ``embed`` backend are a
+frozen encoder plus a trained head. Encoders are registered by id; the id is part of the cache key, so
+any change to what an encoder computes must change its id.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from aarlab.config import get_settings
+from aarlab.testbed.encoders.cache import FeatureCache, text_key
+from aarlab.testbed.errors import OfflineModelError, unknown
+from aarlab.testbed.schema import Item
+
+# Nothing in aarlab may reach a model hub at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class Encoder(Protocol):
+    """What the testbed needs from an encoder."""
+
+    id: str
+    dim: int
+    #: False for encoders fitted on the corpus itself (TF-IDF): their outputs depend on more than one text.
+    cacheable: bool
+
+    def prepare(self, corpus: Sequence[str]) -> None:
+        """Fit on the (label-free) corpus if the encoder needs it; a no-op for frozen encoders."""
+
+    def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Encode texts to a float32 matrix (len(texts), dim); call ``progress(n)`` as batches finish."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A registered encoder: how to build it and what it is."""
+
+    id: str
+    description: str
+    dim: int
+    factory: Callable[[], Encoder]
+    package: str
+    params: str
+
+
+_ENCODERS: dict[str, EncoderSpec] = {}
+_INSTANCES: dict[str, Encoder] = {}
+
+
+def register_encoder(spec: EncoderSpec) -> EncoderSpec:
+    """Register an encoder under ``spec.id``."""
+    if spec.id in _ENCODERS:
+        raise ValueError(f"encoder {spec.id!r} already registered")
+    _ENCODERS[spec.id] = spec
+    return spec
+
+
+def encoder_specs() -> list[EncoderSpec]:
+    _ensure_builtin()
+    return [_ENCODERS[k] for k in sorted(_ENCODERS)]
+
+
+def get_encoder(encoder_id: str) -> Encoder:
+    """The (process-wide, lazily loaded) encoder for an id; hub names fail with the offline alternative."""
+    _ensure_builtin()
+    if encoder_id not in _ENCODERS:
+        if "/" in encoder_id:
+            raise OfflineModelError(
+                f"encoder {encoder_id!r} looks like a model-hub name; aarlab never downloads models at run "
+                f"time. Use an offline encoder shipped on PyPI ({', '.join(sorted(_ENCODERS))}); "
+                "see `aarlab encoders list`."
+            )
+        raise unknown("encoder", encoder_id, list(_ENCODERS))
+    if encoder_id not in _INSTANCES:
+        _INSTANCES[encoder_id] = _ENCODERS[encoder_id].factory()
+    return _INSTANCES[encoder_id]
+
+
+def encode_texts(
+    encoder: Encoder,
+    texts: Sequence[str],
+    *,
+    corpus: Sequence[str] | None = None,
+    show_progress: bool = True,
+    cache: FeatureCache | None = None,
+) -> np.ndarray:
+    """Encode texts through the feature cache: only texts never seen by this encoder are computed."""
+    if not encoder.cacheable:
+        encoder.prepare(corpus if corpus is not None else texts)
+        return _run(encoder, list(texts), show_progress)
+    unique = list(dict.fromkeys(texts))
+    keys = [text_key(t) for t in unique]
+    cache = cache or FeatureCache(get_settings().feature_cache, encoder.id)
+    found, rows = cache.lookup(keys)
+    out = np.zeros((len(unique), encoder.dim), dtype=np.float32)
+    if rows is not None:
+        out[found] = rows
+    missing = np.flatnonzero(~found)
+    if len(missing):
+        new = _run(encoder, [unique[i] for i in missing], show_progress)
+        cache.put([keys[i] for i in missing], new)
+        out[missing] = new
+    pos = {t: i for i, t in enumerate(unique)}
+    return out[[pos[t] for t in texts]]
+
+
+def _run(encoder: Encoder, texts: list[str], show_progress: bool) -> np.ndarray:
+    if not show_progress or len(texts) < 64:
+        return encoder.encode(texts)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(f"encoding with {encoder.id}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("encode", total=len(texts))
+        return encoder.encode(texts, progress=lambda n: bar.advance(task, n))
+
+
+def featurize(
+    encoder_id: str, items: Sequence[Item], *, corpus: Sequence[str] | None = None, show_progress: bool = True
+) -> np.ndarray:
+    """Item features: the text's vector (single) or the difference of the two vectors (pairwise).
+
+    The pairwise difference is antisymmetric, so swapping ``first`` and ``second`` flips the sign of the
+    features and a linear head's logit: the probe cannot learn a position bias.
+    """
+    encoder = get_encoder(encoder_id)
+    flat = [t for it in items for t in it.texts]
+    vecs = encode_texts(encoder, flat, corpus=corpus, show_progress=show_progress)
+    widths = {len(it.texts) for it in items}
+    if widths == {1}:
+        return vecs
+    if widths == {2}:
+        return vecs[0::2] - vecs[1::2]
+    raise ValueError(f"items mix text counts {sorted(widths)}; one task uses one schema")
+
+
+_LOADED = False
+
+
+def _ensure_builtin() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from aarlab.testbed.encoders import builtin  # noqa: F401

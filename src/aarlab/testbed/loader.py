@@ -1,0 +1,108 @@
+"""Read and write reference-format task directories (``train_label/train_unlabel/test.jsonl``).
+
+The format is the one of the reference W2S release, so its data drops in. Every malformed line fails
+with the file, the line number and the offending field, and nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from aarlab.testbed.errors import DataFormatError
+from aarlab.testbed.schema import PairwiseRecord, Record, SchemaName, SingleRecord
+
+SPLIT_FILES = ("train_label", "train_unlabel", "test")
+_SINGLE_KEYS = {"question", "choice"}
+_PAIR_KEYS = {"prompt", "first", "second"}
+
+
+def detect_schema(obj: dict[str, object]) -> SchemaName | None:
+    """Which schema a JSON object is written in, judged by its required keys."""
+    if obj.keys() >= _PAIR_KEYS:
+        return "pairwise"
+    if obj.keys() >= _SINGLE_KEYS:
+        return "single"
+    return None
+
+
+def _format_validation(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(record)"
+        parts.append(f"field {loc!r}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def read_jsonl(
+    path: Path, schema: SchemaName | None = None, *, require_labels: bool = True
+) -> tuple[SchemaName, list[Record]]:
+    """Parse one JSONL file into validated records; raise DataFormatError naming file, line, field."""
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found (a task directory needs {', '.join(SPLIT_FILES)})")
+    records: list[Record] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFormatError(
+                    f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})"
+                ) from None
+            if not isinstance(obj, dict):
+                raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            found = detect_schema(obj)
+            if found is None:
+                raise DataFormatError(
+                    f"{path}:{lineno}: cannot tell the schema: a single record needs fields "
+                    f"'question' and 'choice', a pairwise record 'prompt', 'first' and 'second'"
+                )
+            if schema is None:
+                schema = found
+            elif found != schema:
+                raise DataFormatError(
+                    f"{path}:{lineno}: {found} record in a {schema} task (one task uses one schema)"
+                )
+            try:
+                rec: Record = (SingleRecord if schema == "single" else PairwiseRecord).model_validate(obj)
+            except ValidationError as e:
+                raise DataFormatError(f"{path}:{lineno}: {_format_validation(e)}") from None
+            if require_labels and rec.label is None:
+                raise DataFormatError(f"{path}:{lineno}: field 'label': missing (this file needs labels)")
+            records.append(rec)
+    if schema is None:
+        raise DataFormatError(f"{path}: no records (the file is empty)")
+    return schema, records
+
+
+def read_task_dir(path: Path) -> tuple[SchemaName, dict[str, list[Record]]]:
+    """Load all three split files of a reference-format directory; all must share one schema."""
+    if not path.is_dir():
+        raise DataFormatError(
+            f"{path}: not a directory (expected {', '.join(f + '.jsonl' for f in SPLIT_FILES)})"
+        )
+    schema: SchemaName | None = None
+    splits: dict[str, list[Record]] = {}
+    for name in SPLIT_FILES:
+        schema, splits[name] = read_jsonl(path / f"{name}.jsonl", schema)
+    assert schema is not None
+    return schema, splits
+
+
+def write_jsonl(path: Path, records: Iterable[Record], *, with_labels: bool = True) -> int:
+    """Write records as JSONL (optionally without labels); returns the count. Atomic via rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            exclude = set() if with_labels else {"label"}
+            fh.write(rec.model_dump_json(exclude=exclude, exclude_none=True) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n

@@ -1,0 +1,182 @@
+"""Task specs, the task registry, and seeded splitting by entity.
+
+A built-in task is a deterministic *pool* of labelled records built from a PyPI package (cached on disk
+as JSONL, keyed by task version) plus a rule to split it. Splits are drawn per seed over *entities*
+(a problem, a city), so no entity ever appears in two splits; varying the seed varies the split, which
+is what the pipeline's seed noise measures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from aarlab.config import get_settings
+from aarlab.testbed.errors import AarlabError, unknown
+from aarlab.testbed.loader import SPLIT_FILES, read_jsonl, read_task_dir, write_jsonl
+from aarlab.testbed.schema import LabeledSet, Record, SchemaName, item_from_record, record_label
+
+Builder = Callable[[], list[Record]]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything needed to (re)build a built-in task and run it with sensible defaults."""
+
+    name: str
+    description: str
+    schema: SchemaName
+    build: Builder = field(repr=False)
+    weak: str
+    strong: str
+    version: str = "1"
+    fractions: tuple[float, float, float] = (0.25, 0.40, 0.35)
+    #: (positive, negative) descriptions for an encoder's zero-shot prior (``ctx.strong.prior``).
+    prior_hypotheses: tuple[str, str] = ("This is correct.", "This is incorrect.")
+    #: Set when the measured ceiling − weak gap is inside seed noise: the task is never used for a PGR claim.
+    gap_note: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three testbed splits for one seed."""
+
+    train_label: LabeledSet
+    train_unlabel: LabeledSet
+    test: LabeledSet
+
+    def as_dict(self) -> dict[str, LabeledSet]:
+        return {"train_label": self.train_label, "train_unlabel": self.train_unlabel, "test": self.test}
+
+
+@dataclass
+class Task:
+    """A loaded task: a labelled pool and a way to split it per seed."""
+
+    name: str
+    schema: SchemaName
+    records: list[Record]
+    spec: TaskSpec | None = None
+    fixed_splits: dict[str, list[Record]] | None = None
+
+    @property
+    def weak(self) -> str:
+        return self.spec.weak if self.spec else "minilm-l6"
+
+    @property
+    def strong(self) -> str:
+        return self.spec.strong if self.spec else "mpnet"
+
+    @property
+    def prior_hypotheses(self) -> tuple[str, str]:
+        return self.spec.prior_hypotheses if self.spec else TaskSpec.prior_hypotheses
+
+    def labeled(self, records: list[Record], prefix: str) -> LabeledSet:
+        items = tuple(item_from_record(r, f"{prefix}-{i}") for i, r in enumerate(records))
+        labels = np.array([bool(record_label(r)) for r in records], dtype=bool)
+        return LabeledSet(items, labels)
+
+    def split(self, seed: int = 0) -> Splits:
+        """Split by entity for this seed (fixed splits of a reference directory ignore the seed)."""
+        if self.fixed_splits is not None:
+            return Splits(*(self.labeled(self.fixed_splits[n], n) for n in SPLIT_FILES))
+        fractions = self.spec.fractions if self.spec else (0.25, 0.40, 0.35)
+        parts = split_by_entity(self.records, fractions, seed)
+        return Splits(*(self.labeled(p, self.name) for p in parts))
+
+    def pool(self) -> LabeledSet:
+        """Every record with ids stable across seeds (ids are assigned once, over the whole pool)."""
+        return self.labeled(self.records, self.name)
+
+
+def _entity(rec: Record, index: int) -> str:
+    return rec.entity or rec.group or rec.id or f"#{index}"
+
+
+def split_by_entity(
+    records: list[Record], fractions: tuple[float, float, float], seed: int
+) -> tuple[list[Record], list[Record], list[Record]]:
+    """Shuffle entities with ``seed`` and fill the splits in order up to their share of records."""
+    entities: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        entities.setdefault(_entity(rec, i), []).append(i)
+    keys = sorted(entities)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(keys))
+    total = len(records)
+    bounds = np.cumsum(fractions) / np.sum(fractions) * total
+    chosen: tuple[list[int], list[int], list[int]] = ([], [], [])
+    filled = 0
+    for k in order:
+        idx = entities[keys[k]]
+        part = 0 if filled < bounds[0] else (1 if filled < bounds[1] else 2)
+        chosen[part].extend(idx)
+        filled += len(idx)
+    # Pool order within each split, so item order never depends on the shuffle.
+    a, b, c = ([records[i] for i in sorted(part)] for part in chosen)
+    return a, b, c
+
+
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add a built-in task to the registry (names are unique)."""
+    if spec.name in _TASKS:
+        raise ValueError(f"task {spec.name!r} is already registered")
+    _TASKS[spec.name] = spec
+    return spec
+
+
+def task_names() -> list[str]:
+    _ensure_builtin()
+    return sorted(_TASKS)
+
+
+def get_spec(name: str) -> TaskSpec:
+    _ensure_builtin()
+    if name not in _TASKS:
+        raise unknown("task", name, list(_TASKS))
+    return _TASKS[name]
+
+
+def _pool_path(spec: TaskSpec) -> Path:
+    key = hashlib.sha256(f"{spec.name}:{spec.version}".encode()).hexdigest()[:12]
+    return get_settings().data_cache / f"{spec.name}-v{spec.version}-{key}.jsonl"
+
+
+def load_task(name_or_path: str, *, rebuild: bool = False) -> Task:
+    """Load a built-in task by name (building and caching its pool) or a reference-format directory."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        schema, splits = read_task_dir(path)
+        records = [r for n in SPLIT_FILES for r in splits[n]]
+        return Task(name=path.name, schema=schema, records=records, fixed_splits=splits)
+    if ("/" in name_or_path or name_or_path.startswith(".")) and not path.exists():
+        raise AarlabError(f"{name_or_path}: no such task directory")
+    spec = get_spec(name_or_path)
+    cache = _pool_path(spec)
+    if cache.is_file() and not rebuild:
+        schema, records = read_jsonl(cache, spec.schema)
+    else:
+        records = spec.build()
+        if not records:
+            raise AarlabError(f"task {spec.name!r} built no records")
+        write_jsonl(cache, records)
+    return Task(name=spec.name, schema=spec.schema, records=records, spec=spec)
+
+
+_LOADED = False
+
+
+def _ensure_builtin() -> None:
+    """Import the built-in task modules once (they register themselves)."""
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from aarlab.testbed.tasks import builtin  # noqa: F401

@@ -22,7 +22,7 @@ demo: install
 	$(BIN)/aarlab demo
 
 lint: install
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check .
 
 typecheck: install
 	$(BIN)/mypy

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ import numpy as np
 from aarlab.config import get_settings
 from aarlab.testbed.context import MethodContext, WeakLabels
 from aarlab.testbed.encoders import encode_texts, get_encoder
-from aarlab.testbed.errors import AarlabError
+from aarlab.testbed.errors import AarlabError, unknown
 from aarlab.testbed.methods import MethodSpec, get_method
 from aarlab.testbed.metrics import BootstrapSummary, SeedPredictions, accuracy, auroc, bootstrap
-from aarlab.testbed.models import EmbedModel, FeatureTable, ProbeHead, zero_shot
+from aarlab.testbed.models import EmbedModel, FeatureTable, StudentModel, zero_shot
 from aarlab.testbed.schema import Item
 from aarlab.testbed.tasks import Splits, Task, load_task
 
@@ -39,21 +40,25 @@ def task_fingerprint(task: Task) -> str:
     return h.hexdigest()[:16]
 
 
+ModelFactory = Callable[[int], StudentModel]
+
+
 @dataclass
 class Prepared:
-    """A task with both encoders' features over its whole (label-free) pool, ready for any seed."""
+    """A task with its weak and strong models ready to train for any seed (features already cached).
+
+    ``weak_model(seed)`` and ``strong_model(seed)`` return *untrained* models behind the
+    :class:`StudentModel` interface, so the pipeline (and every method) is the same whatever the backend.
+    """
 
     task: Task
+    backend: str
     weak_id: str
     strong_id: str
-    weak_table: FeatureTable
-    strong_table: FeatureTable
-    prior: dict[tuple[str, ...], float]
+    weak_model: ModelFactory
+    strong_model: ModelFactory
     fingerprint: str
     encode_seconds: float = 0.0
-
-    def strong_model(self, seed: int) -> EmbedModel:
-        return EmbedModel(self.strong_table, self.prior, seed, BASE_HEAD)
 
 
 def _item_features(vecs: np.ndarray, items: tuple[Item, ...]) -> np.ndarray:
@@ -62,32 +67,61 @@ def _item_features(vecs: np.ndarray, items: tuple[Item, ...]) -> np.ndarray:
     return vecs[0::2] - vecs[1::2]
 
 
-def prepare(
-    task: Task, weak: str | None = None, strong: str | None = None, *, show_progress: bool = True
-) -> Prepared:
-    """Encode the task pool with the weak and strong encoders (through the feature cache)."""
+def prepare_embed(task: Task, weak: str, strong: str, *, show_progress: bool = True) -> Prepared:
+    """The ``embed`` backend: encode the task pool with both frozen encoders (through the feature cache)."""
     t0 = time.perf_counter()
-    weak_id, strong_id = weak or task.weak, strong or task.strong
     items = task.pool().items
-    if not items:
-        raise AarlabError(f"task {task.name!r} has no records")
     flat = [t for it in items for t in it.texts]
-    tables = {}
-    for enc_id in dict.fromkeys([weak_id, strong_id]):
-        vecs = encode_texts(get_encoder(enc_id), flat, corpus=flat, show_progress=show_progress)
-        tables[enc_id] = (vecs, FeatureTable(enc_id, items, _item_features(vecs, items)))
-    hyp = encode_texts(get_encoder(strong_id), list(task.prior_hypotheses), corpus=flat, show_progress=False)
-    prior = zero_shot(tables[strong_id][0], hyp, items)
+    vecs: dict[str, np.ndarray] = {}
+    tables: dict[str, FeatureTable] = {}
+    for enc_id in dict.fromkeys([weak, strong]):
+        vecs[enc_id] = encode_texts(get_encoder(enc_id), flat, corpus=flat, show_progress=show_progress)
+        tables[enc_id] = FeatureTable(enc_id, items, _item_features(vecs[enc_id], items))
+    hyp = encode_texts(get_encoder(strong), list(task.prior_hypotheses), corpus=flat, show_progress=False)
+    prior = zero_shot(vecs[strong], hyp, items)
+    weak_prior = prior if weak == strong else {}
+
+    def weak_model(seed: int) -> StudentModel:
+        return EmbedModel(tables[weak], weak_prior, seed, BASE_HEAD)
+
+    def strong_model(seed: int) -> StudentModel:
+        return EmbedModel(tables[strong], prior, seed, BASE_HEAD)
+
     return Prepared(
         task,
-        weak_id,
-        strong_id,
-        tables[weak_id][1],
-        tables[strong_id][1],
-        prior,
+        "embed",
+        weak,
+        strong,
+        weak_model,
+        strong_model,
         task_fingerprint(task),
         time.perf_counter() - t0,
     )
+
+
+#: Model backends by name: each turns (task, weak id, strong id) into a :class:`Prepared`.
+BACKENDS: dict[str, Callable[..., Prepared]] = {"embed": prepare_embed}
+
+
+def register_backend(name: str, prepare_fn: Callable[..., Prepared]) -> None:
+    """Make a model backend available to ``prepare(..., backend=name)``."""
+    BACKENDS[name] = prepare_fn
+
+
+def prepare(
+    task: Task,
+    weak: str | None = None,
+    strong: str | None = None,
+    *,
+    backend: str = "embed",
+    show_progress: bool = True,
+) -> Prepared:
+    """Get the task's weak and strong models ready (``embed``: frozen encoders + probe heads)."""
+    if not task.records:
+        raise AarlabError(f"task {task.name!r} has no records")
+    if backend not in BACKENDS:
+        raise unknown("backend", backend, list(BACKENDS))
+    return BACKENDS[backend](task, weak or task.weak, strong or task.strong, show_progress=show_progress)
 
 
 @dataclass(frozen=True)
@@ -105,7 +139,7 @@ def _cache_path(prep: Prepared, seed: int) -> Path:
     return (
         get_settings().experiment_cache
         / f"{prep.task.name}-{prep.fingerprint}"
-        / f"{prep.weak_id}__{prep.strong_id}__{head}"
+        / f"{prep.backend}__{prep.weak_id}__{prep.strong_id}__{head}"
         / f"seed-{seed}.npz"
     )
 
@@ -120,15 +154,12 @@ def seed_baseline(prep: Prepared, seed: int, *, use_cache: bool = True) -> SeedB
                 splits.test
             ):
                 return SeedBaseline(splits, z["weak_unlabel"], z["weak_test"], z["ceiling_test"])
-    weak = ProbeHead(seed=seed, **BASE_HEAD).fit(
-        prep.weak_table.rows(splits.train_label.items), splits.train_label.labels.astype(float)
-    )
-    weak_unlabel = weak.predict_proba(prep.weak_table.rows(splits.train_unlabel.items))
-    weak_test = weak.predict_proba(prep.weak_table.rows(splits.test.items))
-    ceiling = ProbeHead(seed=seed, **BASE_HEAD).fit(
-        prep.strong_table.rows(splits.train_unlabel.items), splits.train_unlabel.labels.astype(float)
-    )
-    ceiling_test = ceiling.predict_proba(prep.strong_table.rows(splits.test.items))
+    tl, tu, te = splits.train_label, splits.train_unlabel, splits.test
+    weak = prep.weak_model(seed).fit(tl.inputs, tl.labels.astype(float))
+    weak_unlabel = weak.predict_proba(tu.inputs)
+    weak_test = weak.predict_proba(te.inputs)
+    ceiling = prep.strong_model(seed).fit(tu.inputs, tu.labels.astype(float))
+    ceiling_test = ceiling.predict_proba(te.inputs)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npz")
@@ -243,13 +274,14 @@ def run_experiment(
     show_progress: bool = True,
     use_cache: bool = True,
     prepared: Prepared | None = None,
+    backend: str = "embed",
 ) -> ExperimentResult:
     """Run a method over several seeds and summarise with bootstrap CIs (seeds × test examples)."""
     t0 = time.perf_counter()
     spec = get_method(method)
     spec.make_config(config)  # fail on a bad config before any encoding
     task_obj = load_task(task) if isinstance(task, str) else task
-    prep = prepared or prepare(task_obj, weak, strong, show_progress=show_progress)
+    prep = prepared or prepare(task_obj, weak, strong, backend=backend, show_progress=show_progress)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise AarlabError("need at least one seed")

@@ -99,7 +99,10 @@ class ProbeHead:
         self._const = None
         Xs = self._scaler.transform(Xs)
         if self.head == "logistic":
-            self._clf = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
+            # newton-cg: ~10x faster than lbfgs here (768-d, strongly regularised), same optimum.
+            self._clf = LogisticRegression(
+                C=self.C, solver="newton-cg", max_iter=self.max_iter, random_state=self.seed
+            )
         else:
             self._clf = MLPClassifier(
                 hidden_layer_sizes=(self.hidden,),

@@ -23,7 +23,7 @@ from aarlab.testbed.context import MethodContext, WeakLabels
 from aarlab.testbed.encoders import encode_texts, get_encoder
 from aarlab.testbed.errors import AarlabError, unknown
 from aarlab.testbed.methods import MethodSpec, get_method
-from aarlab.testbed.metrics import BootstrapSummary, SeedPredictions, accuracy, auroc, bootstrap
+from aarlab.testbed.metrics import BootstrapSummary, SeedPredictions, accuracy, auroc, bootstrap_all
 from aarlab.testbed.models import EmbedModel, FeatureTable, StudentModel, zero_shot
 from aarlab.testbed.schema import Item
 from aarlab.testbed.tasks import Splits, Task, load_task
@@ -306,6 +306,7 @@ def run_experiment(
                 "notes": {k: v for k, v in notes.items() if isinstance(v, int | float | str | list)},
             }
         )
+    summary = bootstrap_all(preds)
     return ExperimentResult(
         task=task_obj.name,
         method=spec.name,
@@ -314,8 +315,8 @@ def run_experiment(
         strong=prep.strong_id,
         seeds=seed_list,
         per_seed=per_seed,
-        accuracy=bootstrap(preds, "accuracy"),
-        auroc=bootstrap(preds, "auroc"),
+        accuracy=summary["accuracy"],
+        auroc=summary["auroc"],
         seconds=time.perf_counter() - t0,
         uses_teacher=spec.uses_teacher,
         predictions=preds,

@@ -61,7 +61,7 @@ def encoder_overhead(encoders: list[str], n: int) -> None:
 
     texts = [it.texts[0] for it in load_task("truth-cities").pool().items][:n]
     table = Table(title=f"encoder throughput, {len(texts)} truth-cities texts (texts/s; best of 3)")
-    for col in ("encoder", "raw model", "aarlab path", "ratio raw/aarlab time", "target"):
+    for col in ("encoder", "raw model", "aarlab path", "aarlab time / raw time", "target"):
         table.add_column(col)
     for enc_id in encoders:
         raw_encode(enc_id, texts[:32])  # load + warm up

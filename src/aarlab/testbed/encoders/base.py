@@ -98,7 +98,8 @@ def encode_texts(
         return _run(encoder, list(texts), show_progress)
     unique = list(dict.fromkeys(texts))
     keys = [text_key(t) for t in unique]
-    cache = cache or FeatureCache(get_settings().feature_cache, encoder.id)
+    if cache is None:  # (an empty cache is falsy: never use `or` here)
+        cache = FeatureCache(get_settings().feature_cache, encoder.id)
     found, rows = cache.lookup(keys)
     out = np.zeros((len(unique), encoder.dim), dtype=np.float32)
     if rows is not None:

@@ -65,3 +65,23 @@ def allocate(mb: int) -> int:
     """Allocate memory (for the memory-limit test)."""
     block = bytearray(mb * 1024 * 1024)
     return len(block)
+
+
+def echo_job(job: tuple[str, int]) -> tuple[str, object, list[str]]:
+    """A verification-shaped executor job (importable by Ray workers): confined child, evidence, result."""
+    from pathlib import Path
+
+    from aarlab.verify.audit import AuditPolicy, default_read_roots
+    from aarlab.verify.sandbox import Limits, run_sandboxed
+
+    root, value = job
+    work = Path(root) / f"job-{value}"
+    out = run_sandboxed(
+        "aarlab.verify.probes:echo",
+        {"value": value * 10},
+        workdir=work,
+        policy=AuditPolicy(sandbox=str(work), read_roots=default_read_roots()),
+        aarlab_home=str(work),
+        limits=Limits(wall_s=60),
+    )
+    return out.status, out.result, [e["event"] for e in out.events]

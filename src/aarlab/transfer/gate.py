@@ -1,0 +1,250 @@
+"""The transfer gate: pre-registered suites, paired ΔPGR tests against vanilla, Holm, power, verdict.
+
+Settings (suites, seeds, baseline, minimum effect, α, the power target) are a pydantic model hashed at
+registration; the verdict carries that hash and the settings themselves. A suite whose weak→ceiling gap
+is not resolvable is *excluded* (reported, never tested): a PGR there would be noise.
+
+Verdict rule (``require="all"``, the default): ``transfers`` when ΔPGR > min_effect is significant on
+every tested suite after Holm correction; ``does not transfer`` when some tested suite is not
+significant although the test there had ≥ ``power_target`` power to detect ``target_effect``;
+otherwise ``underpowered`` (the data cannot tell), with the power estimates that say why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from aarlab.testbed.methods import MethodSpec, get_method
+from aarlab.testbed.pipeline import Prepared, SeedBaseline, prepare, run_method, seed_baseline
+from aarlab.testbed.tasks import load_task
+from aarlab.transfer.stats import DeltaEstimate, PairedSeed, holm, paired_delta
+
+Verdict = Literal["transfers", "does not transfer", "underpowered"]
+#: (prepared task, seed baseline, method spec, config, seed) -> test probabilities. The server passes a
+#: sandboxed runner here; the default runs in-process (trusted code only).
+Runner = Callable[[Prepared, SeedBaseline, MethodSpec, dict[str, Any] | None, int], np.ndarray]
+
+
+class Suite(BaseModel):
+    """One sealed transfer suite: a task and a (weak, strong) pair, several seeds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    task: str
+    weak: str
+    strong: str
+    seeds: list[int] = Field(default_factory=lambda: list(range(100, 110)))
+
+
+class GateSettings(BaseModel):
+    """Everything the verdict depends on, fixed before the run."""
+
+    model_config = ConfigDict(extra="forbid")
+    suites: list[Suite]
+    baseline: str = "vanilla"
+    min_effect: float = Field(0.0, description="H0: ΔPGR ≤ min_effect (pre-registered)")
+    target_effect: float = Field(0.1, gt=0, description="effect size the power estimate is for")
+    alpha: float = Field(0.05, gt=0, lt=1)
+    power_target: float = Field(0.8, gt=0, lt=1)
+    require: Literal["all", "any"] = "all"
+    n_boot: int = Field(2000, ge=200)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: Default sealed suites: an unseen split (new countries) and other weak teachers; the student family
+#: differs in `smollm2` suites (add them when their features are cached: ~8 min to encode on 2 cores).
+DEFAULT_SUITES = [
+    Suite(name="cities/unseen-countries", task="truth-cities-by-country", weak="minilm-l6", strong="mpnet"),
+    Suite(name="cities/weaker-teacher", task="truth-cities", weak="minilm-l3", strong="mpnet"),
+    Suite(name="cities/small-student", task="truth-cities", weak="minilm-l3", strong="minilm-l6"),
+]
+
+
+def default_settings(**overrides: Any) -> GateSettings:
+    return GateSettings(suites=DEFAULT_SUITES, **overrides)
+
+
+@dataclass
+class SuiteOutcome:
+    suite: Suite
+    status: Literal["tested", "excluded", "error"]
+    note: str = ""
+    estimate: DeltaEstimate | None = None
+    p_value: float | None = None
+    p_holm: float | None = None
+    power: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.estimate
+        return {
+            "suite": self.suite.model_dump(),
+            "status": self.status,
+            "note": self.note,
+            "delta_pgr": None if e is None else round(e.delta, 4),
+            "delta_pgr_ci": None if e is None else [round(e.low, 4), round(e.high, 4)],
+            "pgr_method": None if e is None else round(e.pgr_method, 4),
+            "pgr_baseline": None if e is None else round(e.pgr_baseline, 4),
+            "gap": None if e is None else round(e.gap, 4),
+            "p_value": self.p_value,
+            "p_holm": self.p_holm,
+            "power": None if self.power is None else round(self.power, 3),
+        }
+
+
+@dataclass
+class GateResult:
+    method: str
+    config: dict[str, Any]
+    verdict: Verdict
+    reason: str
+    settings: GateSettings
+    suites: list[SuiteOutcome]
+    seconds: float
+    registered: str = field(default="")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "config": self.config,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "settings": self.settings.model_dump(),
+            "settings_hash": self.settings.fingerprint(),
+            "suites": [s.to_json() for s in self.suites],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _default_runner(
+    prep: Prepared, base: SeedBaseline, spec: MethodSpec, config: dict[str, Any] | None, seed: int
+) -> np.ndarray:
+    return run_method(prep, base, spec, config, seed)[0]
+
+
+def collect_suite(
+    suite: Suite,
+    spec: MethodSpec,
+    config: dict[str, Any] | None,
+    baseline: MethodSpec,
+    runner: Runner = _default_runner,
+) -> list[PairedSeed]:
+    """Run method and baseline on every seed of a suite (weak and ceiling re-estimated per seed)."""
+    prep = prepare(load_task(suite.task), suite.weak, suite.strong, show_progress=False)
+    out = []
+    for seed in suite.seeds:
+        base = seed_baseline(prep, seed)
+        out.append(
+            PairedSeed(
+                labels=base.splits.test.labels,
+                weak=base.weak_test,
+                ceiling=base.ceiling_test,
+                baseline=_default_runner(prep, base, baseline, None, seed),  # the baseline is trusted code
+                method=runner(prep, base, spec, config, seed),
+            )
+        )
+    return out
+
+
+def decide(settings: GateSettings, outcomes: list[SuiteOutcome]) -> tuple[Verdict, str]:
+    """Apply Holm across tested suites and the verdict rule (mutates outcomes' p_holm)."""
+    tested = [o for o in outcomes if o.status == "tested"]
+    if not tested:
+        return "underpowered", "no suite has a resolvable weak→ceiling gap"
+    for o, p in zip(tested, holm([o.p_value or 1.0 for o in tested]), strict=True):
+        o.p_holm = p
+    sig = [(o.p_holm or 1.0) < settings.alpha for o in tested]
+    names = [o.suite.name for o in tested]
+    if (settings.require == "all" and all(sig)) or (settings.require == "any" and any(sig)):
+        return "transfers", f"ΔPGR > {settings.min_effect} significant (Holm, α={settings.alpha}) on " + (
+            "every tested suite"
+            if settings.require == "all"
+            else ", ".join(n for n, s in zip(names, sig, strict=True) if s)
+        )
+    failing = [o for o, s in zip(tested, sig, strict=True) if not s]
+    powered = [o for o in failing if (o.power or 0.0) >= settings.power_target]
+    if powered and (settings.require == "all" or len(powered) == len(failing)):
+        return "does not transfer", "not significant on " + ", ".join(
+            f"{o.suite.name} (ΔPGR {o.estimate.delta:+.3f}, power {o.power:.2f})"
+            for o in powered
+            if o.estimate
+        )
+    return "underpowered", "not significant on " + ", ".join(
+        f"{o.suite.name} (power {o.power or 0:.2f} < {settings.power_target} "
+        f"at ΔPGR={settings.target_effect})"
+        for o in failing
+    )
+
+
+def evaluate(
+    settings: GateSettings, data: dict[str, list[PairedSeed]], rng_seed: int = 0
+) -> list[SuiteOutcome]:
+    """Per-suite estimates, one-sided p-values and power from already-collected predictions."""
+    outcomes = []
+    alpha_each = settings.alpha / max(1, len(settings.suites))  # power at Holm's strictest level
+    for suite in settings.suites:
+        seeds = data.get(suite.name)
+        if seeds is None:
+            outcomes.append(SuiteOutcome(suite, "error", "no predictions collected"))
+            continue
+        est = paired_delta(seeds, settings.n_boot, rng_seed)
+        if not (est.gap > 0 and est.gap_low >= est.gap / 2):
+            outcomes.append(
+                SuiteOutcome(suite, "excluded", f"weak→ceiling gap {est.gap:+.3f} is not resolvable", est)
+            )
+            continue
+        outcomes.append(
+            SuiteOutcome(
+                suite,
+                "tested",
+                "",
+                est,
+                est.p_value(settings.min_effect),
+                None,
+                est.power(settings.target_effect, settings.min_effect, alpha_each),
+            )
+        )
+    return outcomes
+
+
+def run_gate(
+    method: str,
+    config: dict[str, Any] | None = None,
+    settings: GateSettings | None = None,
+    runner: Runner = _default_runner,
+) -> GateResult:
+    """Run the whole gate for one method (name, method file or folder)."""
+    t0 = time.perf_counter()
+    settings = settings or default_settings()
+    spec = get_method(method)
+    baseline = get_method(settings.baseline)
+    data: dict[str, list[PairedSeed]] = {}
+    errors: dict[str, str] = {}
+    for suite in settings.suites:
+        try:
+            data[suite.name] = collect_suite(suite, spec, config, baseline, runner)
+        except Exception as e:  # one broken suite must not hide the others
+            errors[suite.name] = f"{type(e).__name__}: {e}"
+    outcomes = evaluate(settings, data)
+    for o in outcomes:
+        if o.suite.name in errors:
+            o.note = errors[o.suite.name]
+    verdict, reason = decide(settings, outcomes)
+    return GateResult(
+        spec.name,
+        spec.make_config(config).model_dump(),
+        verdict,
+        reason,
+        settings,
+        outcomes,
+        time.perf_counter() - t0,
+    )

@@ -7,13 +7,13 @@ import itertools
 import numpy as np
 import pytest
 
-from aarlab.testbed.methods import method_names
+from aarlab.testbed.methods.baselines import BASELINES
 from aarlab.testbed.methods.blocks import confident_mask, group_exclusive, product_of_experts
 from aarlab.testbed.methods.logconf import alpha_schedule
 from aarlab.testbed.pipeline import run_experiment
 
 
-@pytest.mark.parametrize("method", method_names())
+@pytest.mark.parametrize("method", [*BASELINES, "vanilla", "compose"])
 def test_every_baseline_runs(tiny_task, tiny_prepared, method):
     r = run_experiment(tiny_task, method, seeds=2, prepared=tiny_prepared)
     d = r.to_json()
@@ -76,3 +76,18 @@ def test_probe_relabel_uses_out_of_fold_predictions(tiny_task, tiny_prepared):
         tiny_task, "probe-relabel", seeds=[0], prepared=tiny_prepared, config={"mode": "filter"}
     )
     assert r2.per_seed[0]["notes"]["dropped"] >= 0
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"targets": "hard", "keep_fraction": 0.6, "relabel": "oof-filter"},
+        {"targets": "sharpen", "relabel": "em", "rounds": 2, "weighting": "confidence"},
+        {"relabel": "product", "aux_alpha": 0.5, "consistency": "exclusive", "prior_weight": 0.5},
+        {"relabel": "oof-relabel", "head": "mlp", "C": 1.0},
+    ],
+)
+def test_compose_configs_run(tiny_task, tiny_prepared, config):
+    d = run_experiment(tiny_task, "compose", seeds=[0], prepared=tiny_prepared, config=config).to_json()
+    assert 0.5 < d["transfer_acc"] <= 1.0
+    assert 0 < d["per_seed"][0]["notes"]["kept"] <= 1400

@@ -258,7 +258,7 @@ def baseline_table(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Every baseline on every built-in task (the README table)."""
-    from aarlab.testbed.methods import method_names
+    from aarlab.testbed.methods.baselines import BASELINES
     from aarlab.testbed.pipeline import prepare, run_experiment
     from aarlab.testbed.tasks import load_task, task_names
 
@@ -266,9 +266,7 @@ def baseline_table(
     for name in tasks or task_names():
         task = load_task(name)
         prep = prepare(task, show_progress=sys.stderr.isatty())
-        for m in methods or method_names():
-            if m == "vanilla" and not methods:
-                continue  # an alias of vanilla-hard
+        for m in methods or BASELINES:
             with console.status(f"{name}: {m}"):
                 results.append(run_experiment(task, m, seeds=seeds, prepared=prep).to_json())
     if as_json:

@@ -1,3 +1,6 @@
 """Importing this module registers every built-in task."""
 
-from aarlab.testbed.tasks import truth_cities  # noqa: F401
+from aarlab.testbed.tasks import (
+    champ_math,  # noqa: F401
+    truth_cities,  # noqa: F401
+)

@@ -4,22 +4,31 @@ CHAMP (``champ-dataset``) gives each problem a free-text reference answer and ea
 final one-sentence summary, but no correctness label. These pure functions turn (reference, problem,
 summary) into ``True``/``False``, or ``None`` when a careful reader could not tell. Abstaining is the
 point: a wrong label silently poisons a weak-to-strong experiment, a missing one only shrinks the pool.
+A hand audit (``data/champ_audit.jsonl``, ``scripts/champ_audit.py``) measures the agreement.
 
-Scope (RECIPES.md, then a hand audit): only references that are one rational number ("239", "5/14, or
+Scope (RECIPES.md, then the audit): only references that are one rational number ("239", "5/14, or
 approximately 35.7%", "0 is the only possible value", "The limit exists and is equal to 2/3") or a bare
 Yes/No, plus the "No integer solutions" / "No such values" family, which is a No to "does one exist?".
 Lists, formulas in ``n``, irrational numbers and compound answers are out of scope (``None``).
 
-- **Numbers.** LaTeX is normalised first (``\\frac{a}{b}``, ``\\boxed``, ``2{,}001``, ``2^{10}``). The
-  candidate's number is the one in its summary that does *not* occur in the problem (summaries restate
-  the problem's numbers), else the one right after the last "is/are/=/equals". Several new numbers, a
-  new number inside an unevaluated expression, or none at all give ``None``. Comparison is exact
-  (``fractions.Fraction``); a decimal that is not exact counts only when it is the reference correctly
-  rounded to its written precision with at least three significant digits ("approximately 0.357").
+- **Numbers.** LaTeX is normalised first (``\\frac{a}{b}``, ``\\boxed``, ``2{,}001``, ``2^{10}``) and
+  small number words become digits. Only the *answer clause* is read: what follows a justification
+  ("because", ", which", ", as") or, once a number was given, a condition ("when a = b") is ignored.
+  The candidate's number is the one there that does *not* occur in the problem (summaries restate the
+  problem's numbers), else the one right after the last "is/are/=/equals". Several new numbers, a
+  number inside an unevaluated expression (``2^(n-1)``, ``C(n+1, 2)``, ``sqrt(3)``), an enumeration
+  ("0, 3 and 21", "0 and k") or a hedge give ``None``. For "how many" problems, "has no real zeros"
+  is a count of 0. Comparison is exact (``fractions.Fraction``); a decimal that is not exact counts only
+  when it is the reference rounded (or truncated) at its written precision with at least three
+  significant digits ("approximately 0.357" for 5/14).
 - **Yes/No.** An explicit leading "Yes"/"No" (or "the answer is yes/no") decides. Otherwise the main
-  clause (after ", so"/"then", before "because"/"since"/", which") is read: a negation there is a No, an
-  affirmative cue ("it is possible", "there exists", "always", "can be", ...) without negation is a Yes.
-  Hedges ("cannot be determined", "further analysis") and exceptions ("other than", "except") abstain.
+  clause (after ", so"/"then"/a leading "Since ...,", before "because"/", which"/a second sentence) is
+  read: one negation that does not merely restate the problem is a No; an affirmative cue ("it is
+  possible", "there exists", "always", "can be", "is divisible", ...) without negation is a Yes; for
+  existence questions ("Are there ...?", "Find all ...") stating solutions ("x = 3", "(9, 4)") is a
+  Yes. Hedges ("cannot be determined", "may", "not necessarily"), exceptions ("other than"), double
+  negations and questions that are themselves negated ("Must x_n != 0?") abstain unless the answer
+  starts with an explicit Yes/No.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
 __all__ = [
@@ -47,20 +57,66 @@ __all__ = [
 
 _BRACE_COMMANDS = ("boxed", "text", "textbf", "mathrm", "mathbf", "textit", "mbox", "operatorname")
 _DROP = (
-    r"\left", r"\right", r"\displaystyle", r"\bigl", r"\bigr", r"\Bigl", r"\Bigr", r"\big", r"\Big",
-    r"\,", r"\!", r"\;", r"\:", r"\quad", r"\qquad",
+    r"\left",
+    r"\right",
+    r"\displaystyle",
+    r"\bigl",
+    r"\bigr",
+    r"\Bigl",
+    r"\Bigr",
+    r"\big",
+    r"\Big",
+    r"\,",
+    r"\!",
+    r"\;",
+    r"\:",
+    r"\quad",
+    r"\qquad",
 )
 _SYMBOLS = {
-    r"\cdot": "*", r"\times": "*", r"\div": "/", r"\neq": "≠", r"\ne": "≠", r"\leq": "≤", r"\le": "≤",
-    r"\geq": "≥", r"\ge": "≥", r"\approx": "≈", r"\ldots": "...", r"\cdots": "...", r"\dots": "...",
-    r"\dotsb": "...", r"\pm": "±", r"\infty": "∞", r"\%": "%", r"\pmod": " mod ", r"\bmod": " mod ",
-    r"\mod": " mod ", r"\sqrt": "sqrt", r"\dfrac": r"\frac", r"\tfrac": r"\frac",
+    r"\cdot": "*",
+    r"\times": "*",
+    r"\div": "/",
+    r"\neq": "≠",
+    r"\ne": "≠",
+    r"\leq": "≤",
+    r"\le": "≤",
+    r"\geq": "≥",
+    r"\ge": "≥",
+    r"\approx": "≈",
+    r"\ldots": "...",
+    r"\cdots": "...",
+    r"\dots": "...",
+    r"\dotsb": "...",
+    r"\pm": "±",
+    r"\infty": "∞",
+    r"\%": "%",
+    r"\pmod": " mod ",
+    r"\bmod": " mod ",
+    r"\mod": " mod ",
+    r"\sqrt": "sqrt",
+    r"\dfrac": r"\frac",
+    r"\tfrac": r"\frac",
 }
+_SYMBOL_RE = re.compile(
+    "|".join(re.escape(k) for k in sorted(_SYMBOLS, key=len, reverse=True)) + r"(?![A-Za-z])"
+)
 _NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
 }
-# "one" is also a pronoun ("one of the", "one can show"): only read it as 1 when a noun-ish word follows.
+# "one" is also a pronoun ("one of the", "one can show"): it stays a word before such verbs/prepositions.
 _PRONOUN_ONE = re.compile(
     r"\bone\s+(?=(of|can|may|must|might|could|would|should|has|is|another|needs?|gets?|obtains?|"
     r"finds?|sees?|checks?|notes?)\b)",
@@ -135,6 +191,12 @@ def _expand_command(text: str, command: str, render: int) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=1024)
+def _normalized_problem(problem: str) -> str:
+    """``normalize_latex`` of a problem statement, cached (problems repeat, summaries do not)."""
+    return normalize_latex(problem)
+
+
 def _normalize_inner(text: str) -> str:
     return normalize_latex(text).strip()
 
@@ -145,14 +207,14 @@ def normalize_latex(text: str) -> str:
     Both the problem and the candidate go through this, so "which numbers does the problem mention"
     is asked in one notation.
     """
-    s = text.replace("−", "-").replace("–", "-").replace("\u00a0", " ")  # noqa: RUF001
+    s = text.replace("−", "-").replace("–", "-").replace("\u00a0", " ")
     s = s.replace("{,}", ",").replace("\\{", "{").replace("\\}", "}")
     s = re.sub(r"\\[()\[\]]", " ", s)
+    s = re.sub(r"\\sqrt\s*\[[^\]]*\]", r"\\sqrt", s)  # \sqrt[3]{x}: the index is not a number
     s = s.replace("$", " ")
     for token in _DROP:
         s = s.replace(token, " ")
-    for src in sorted(_SYMBOLS, key=len, reverse=True):
-        s = re.sub(re.escape(src) + r"(?![A-Za-z])", lambda _m, dst=_SYMBOLS[src]: dst, s)
+    s = _SYMBOL_RE.sub(lambda m: _SYMBOLS[m.group(0)], s)
     for cmd in _BRACE_COMMANDS:
         s = _expand_command(s, cmd, 1)
     s = _expand_command(s, "frac", 2)
@@ -173,6 +235,13 @@ def _words_to_digits(text: str) -> str:
     def repl(m: re.Match[str]) -> str:
         return str(_NUMBER_WORDS[m.group(0).lower()])
 
+    # "zero" is also a noun ("one real-valued zero", "a zero of f"): keep it as a word there.
+    text = re.sub(
+        r"\b((?:real|integer|rational|complex|positive|negative)(?:-valued)?|a|one|simple|double)\s+zero\b",
+        lambda m: m.group(0)[:-4] + "zero\u2060",
+        text,
+        flags=re.IGNORECASE,
+    )
     text = re.sub(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b(?!\u2060)", repl, text, flags=re.IGNORECASE)
     return text.replace("\u2060", "")
 
@@ -245,6 +314,20 @@ def _is_negative(text: str, start: int) -> bool:
     return True
 
 
+def _inside_call(text: str, start: int) -> bool:
+    """Whether position ``start`` is inside the arguments of a call such as ``C(n+1, 2)`` or ``f(1)``."""
+    depth = 0
+    for i in range(start - 1, -1, -1):
+        ch = text[i]
+        if ch == ")":
+            depth += 1
+        elif ch == "(":
+            if depth == 0:
+                return i > 0 and text[i - 1].isalpha()
+            depth -= 1
+    return False
+
+
 def extract_numbers(text: str) -> list[Number]:
     """Every standalone number in normalised ``text``, in order, with exact values where possible.
 
@@ -262,14 +345,28 @@ def extract_numbers(text: str) -> list[Number]:
             continue
         if before == "(" and start >= 2 and text[start - 2] == "_":
             continue
+        in_call = _inside_call(text, start)
         tok = m.group(0)
         if m.group("sqrt"):
             out.append(Number(None, start, end, None, tok))
             continue
         if after.isalpha() or after == "(":  # 2n, 3rd, 3x, 2(n+1): not answers
             continue
-        opaque = after in "^!" or (after == "/" and not m.group("frac")) or before in "^/"
+        # Part of a larger expression ("2^(n-1)", "(1)/(x)", "6w + 8", "3!"): seen, but not a value.
+        rest = text[end:].lstrip(")] ")
+        lead = text[:start].rstrip("([ ")
+        opaque = (
+            after in "^!"
+            or rest[:1] in ("^", "/", "*", "+", "!")
+            or (rest.startswith(("- ", "-(")) and not rest.startswith("- -"))
+            or lead[-1:] in ("^", "/", "*", "+")
+            or in_call
+        )
+        if re.match(r"\s+[a-zA-Z](?![a-zA-Z])", text[end:]):
+            opaque = True  # "2 a_0", "3 x 5": a coefficient or a dimension, not a value
         sign = -1 if _is_negative(text, start) else 1
+        if sign == 1 and lead.endswith("-"):
+            opaque = True  # the 1 of "2^n - 1" or "n-1"
         value: Fraction | None = None
         places: int | None = None
         if m.group("pow"):
@@ -298,27 +395,91 @@ def extract_numbers(text: str) -> list[Number]:
     return out
 
 
-_COPULA = re.compile(r"\b(?:is|are|was|be|equals?|equal\s+to|becomes|gives)\b|=|:", re.IGNORECASE)
+_COPULA = re.compile(r"\b(?:is|are|was|be|equals?|equal\s+to|becomes|gives)\b|=|≡|:", re.IGNORECASE)
 _FILLER = re.compile(
     r"^(?:[\s(]|\b(?:exactly|approximately|about|around|roughly|only|just|precisely|equal|to|given|by|"
-    r"at|most|least|the|value|number|answer|of)\b|≈)*$",
+    r"at|most|least|the|value|number|answer|of|always)\b|≈)*$",
     re.IGNORECASE,
 )
+# Where the answer clause ends. A justification ("because", ", as", ", which") always ends it; a
+# condition ("when", "where", "if", "achieved") only once an answer number has been given, since in
+# "The remainder when p(x^7) is divided by p(x) is 1" the condition belongs to the subject.
+_REASON_MARK = re.compile(
+    r",\s*(?:which|since|as|because|showing|implying|so\s+that|for\s+example|e\.g\.|i\.e\.)\b|"
+    r"\s(?:because|since|due\s+to|as\s+shown|as\s+(?:it|they|this|we)\s+(?!is\b|are\b))\b|;|—",
+    re.IGNORECASE,
+)
+_CONDITION_MARK = re.compile(
+    r",\s*(?:where|when|achieved|attained|obtained|occurring|with|given|if|specifically|namely|for)\b|"
+    r"\s(?:which\s+(?:occurs|is\s+achieved|happens)|when|where|if|achieved|attained)\b",
+    re.IGNORECASE,
+)
+_LIST_AFTER = re.compile(
+    r"^\s*(?:,|\band\b|\bor\b)\s*(?:and\s+|or\s+)?(?:[±-]?\s*\d|[a-zA-Z]\s*=|[a-zA-Z](?![a-zA-Z]))"
+)
+_LIST_BEFORE = re.compile(r"\d\s*(?:,|\band\b|\bor\b)\s*(?:and\s+|or\s+)?(?:[a-zA-Z]\s*=\s*)?[±-]?\s*$")
+_ZERO_COUNT = re.compile(
+    r"\b(?:there\s+(?:is|are|exist)\s+no|has\s+no|have\s+no|none|not\s+(?:have|possess)\s+any|"
+    r"no\s+(?:[\w-]+\s+){0,3}(?:values?|solutions?|roots?|zeros?|zeroes|ways?|pairs?|numbers?|integers?|"
+    r"sequences?|selections?|terms?|n)\b)",
+    re.IGNORECASE,
+)
+_HOW_MANY = re.compile(r"\bhow\s+many\b", re.IGNORECASE)
 
 
-def _after_copula(text: str, numbers: list[Number]) -> Number | None:
-    """The number right after the last "is/are/=/equals" that is directly followed by one."""
-    found: Number | None = None
-    for m in _COPULA.finditer(text):
-        for num in numbers:
-            if num.start >= m.end():
-                gap = text[m.end() : num.start]
-                if "-" in gap:
-                    gap = gap.replace("-", "")
-                if _FILLER.match(gap):
-                    found = num
-                break
-    return found
+def _says_none(clause: str, problem_text: str) -> bool:
+    """Whether ``clause`` states a count of zero ("has no real zeros") not copied from the problem."""
+    flat = re.sub(r"\s+", " ", problem_text.lower())
+    return any(m.group(0).lower() not in flat for m in _ZERO_COUNT.finditer(clause))
+
+
+def _answer_clause_end(text: str, numbers: list[Number]) -> int:
+    """Index where the answer clause of a summary ends ("is 0, which occurs when a = b" -> after "0")."""
+    copulas = [m.end() for m in _COPULA.finditer(text)]
+    first_reason = _REASON_MARK.search(text)
+    end = first_reason.start() if first_reason else len(text)
+    for m in _CONDITION_MARK.finditer(text[:end]):
+        answered = any(
+            c <= n.start and n.end <= m.start() for c in copulas for n in numbers if n.value is not None
+        )
+        if answered:
+            return m.start()
+    return end
+
+
+def _after_copula(text: str, numbers: list[Number], end: int) -> Number | None:
+    """The number directly after the last "is/are/=/equals" before ``end``, if one follows it.
+
+    Only the *last* copula of the answer clause counts: in "the maximum number k with f(k) = 8 is the
+    degree of f" the answer is "the degree", not 8.
+    """
+    last = None
+    for m in _COPULA.finditer(text[:end]):
+        last = m
+    if last is None:
+        return None
+    for num in numbers:
+        if num.start >= last.end():
+            gap = text[last.end() : num.start].replace("-", "")
+            return num if _FILLER.match(gap) else None
+    return None
+
+
+def _in_list(text: str, num: Number) -> bool:
+    """Whether ``num`` is one element of an enumeration ("0, 3, and 21", "376 and 625")."""
+    return bool(_LIST_AFTER.match(text[num.end :]) or _LIST_BEFORE.search(text[: num.start]))
+
+
+@lru_cache(maxsize=1024)
+def _problem_numbers(problem: str) -> tuple[str, frozenset[Fraction], frozenset[str]]:
+    """A problem's prepared text, the values it mentions, and the digit strings it contains.
+
+    An opaque number in a summary (the 2 of x^2) is a restatement when its digits occur in the problem
+    at all. Cached: every problem is judged against 72 summaries.
+    """
+    text = _prepare(problem)
+    values = frozenset(n.value for n in extract_numbers(text) if n.value is not None)
+    return text, values, frozenset(_digits(text))
 
 
 def _digits(text: str) -> set[str]:
@@ -336,30 +497,39 @@ def candidate_number(summary: str, problem: str) -> Number | None:
     the problem are discounted. If exactly one new value remains it is the answer. With several new
     values, the one right after the last "is/are/=" wins if it is among them (a derivation "... = 252"),
     otherwise the summary is ambiguous. With none, the answer may legitimately repeat a problem number
-    ("the remainder ... is 0"), so the number after the last "is/are/=" is taken.
+    ("the remainder ... is 0"), so the number after the last "is/are/=" is taken. For a "how many"
+    problem, "there are no such values" with no number is a count of 0. A pick inside an enumeration
+    is a list answer, and a hedge ("cannot be determined") is no answer: both give ``None``.
     """
     text = _prepare(summary)
+    if _HEDGE.search(text):
+        return None
     numbers = extract_numbers(text)
-    problem_numbers = extract_numbers(_prepare(problem))
-    known = {n.value for n in problem_numbers if n.value is not None}
-    # An opaque number (the 2 of x^2) is a restatement when its digits occur in the problem at all.
-    known_digits = set(re.findall(r"\d+(?:\.\d+)?", _prepare(problem)))
+    problem_text, known, known_digits = _problem_numbers(problem)
+    clause_end = _answer_clause_end(text, numbers)
     novel = [
         n
         for n in numbers
-        if (n.value is None and _digits(n.text) - known_digits) or (n.value is not None and n.value not in known)
+        if n.start < clause_end
+        and (
+            (n.value is None and bool(_digits(n.text) - known_digits))
+            or (n.value is not None and n.value not in known)
+        )
     ]
     values = {n.value for n in novel}
+    tail = _after_copula(text, numbers, clause_end)
     pick: Number | None
     if len(values) == 1:
         pick = novel[-1]
     elif len(values) > 1:
-        tail = _after_copula(text, numbers)
         pick = tail if tail is not None and tail in novel else None
-        # A trailing opaque part (2^(n-1), sqrt(3)) right after the chosen number makes it unsafe.
+    elif tail is not None:
+        pick = tail
+    elif _HOW_MANY.search(problem_text) and _says_none(text[:clause_end], problem_text):
+        return Number(Fraction(0), 0, 0, None, "no")
     else:
-        pick = _after_copula(text, numbers)
-    if pick is None or pick.value is None:
+        pick = None
+    if pick is None or pick.value is None or _in_list(text, pick):
         return None
     return pick
 
@@ -375,7 +545,8 @@ _HEDGE = re.compile(
     r"not\s+(?:readily\s+)?(?:apparent|clear|known|determined|obvious|straightforward)|undetermined|"
     r"further\s+(?:analysis|investigation|work)|need(?:s|ed)?\s+to\b|requires?\b|unclear|unknown|"
     r"more\s+information|to\s+determine\b|it\s+depends|inconclusive|difficult\s+to|hard\s+to|"
-    r"not\s+possible\s+to\s+(?:determine|say|know|conclude|tell)|without\s+(?:further|more|additional)",
+    r"not\s+possible\s+to\s+(?:determine|say|know|conclude|tell)|without\s+(?:further|more|additional)|"
+    r"\bmay\b|\bmight\b|\bpossibly\b|\bperhaps\b|would\s+depend|\bdepends?\s+on\b|not\s+necessarily",
     re.I,
 )
 _EXCEPTION = re.compile(
@@ -387,35 +558,77 @@ _NEGATION = re.compile(
 _AFFIRM = re.compile(
     r"\b(?:it\s+is\s+possible|is\s+possible|are\s+possible|there\s+(?:exists?|is|are)|exists?|"
     r"always|can\s+be|could\s+be|can|could|must|will|does|do|is\s+(?:a\s+)?(?:prime|perfect|composite)|"
-    r"results?\s+in|is\s+greater|is\s+less|is\s+divisible|divides|holds?)\b",
+    r"results?\s+in|(?:is|are)\s+(?:also\s+)?divisible|divides|holds?|"
+    r"infinitely\s+many)\b",
     re.I,
 )
-# For "find all solutions" problems whose reference is "none": giving solutions is an affirmative.
-_SOLUTIONS = re.compile(
-    r"\b(?:solutions?|values?|pairs?|numbers?|primes?)\b[^.]*?\b(?:is|are)\b|=\s*-?\d|\bexists?\b|"
-    r"\b(?:solutions?|values?)\s+(?:is|are|exists?)\b",
+# For "find all solutions" problems whose reference is "none": claiming or listing solutions is a Yes.
+_SOLUTIONS_CLAIMED = re.compile(
+    r"\b(?:solutions?|values?|pairs?|numbers?|primes?)\b[^.]*?\b(?:is|are|include)\b|"
+    r"\bexists?\b|\b(?:has|have)\s+(?:infinitely\s+many|\d+|a|an|integer|positive|solutions?)\b",
+    re.I,
+)
+# Explicit solutions: "x = 3", "(x, y) = (9, 4)", "are 2 and 5" (checked against the problem's text).
+_SOLUTIONS_LISTED = re.compile(
+    r"\b[a-z]\s*=\s*[-±(]?\s*\d|\(\s*[-±]?\d+\s*,\s*[-±]?\d+|\b(?:is|are)\s+[-±]?\d", re.I
+)
+
+
+def _lists_solutions(clause: str, problem: str) -> bool:
+    """Whether ``clause`` writes out a solution that the problem statement does not already contain."""
+    prob = re.sub(r"\s+", "", _normalized_problem(problem))
+    return any(re.sub(r"\s+", "", m.group(0)) not in prob for m in _SOLUTIONS_LISTED.finditer(clause))
+
+
+_PREAMBLE = re.compile(
+    r"^(?:if|given|since|because|as|after|when|although|using|by|under|considering|assuming|from|based)"
+    r"\b[^,]*,\s*(?:then\s+)?",
+    re.I,
+)
+_CONCLUSION = re.compile(
+    r",\s*(?:and\s+)?(?:so|therefore|hence|thus|consequently)\b,?\s*|;\s*(?:so|therefore|hence|thus)\b,?"
+    r"\s*|\bthen\s+|\bit\s+is\s+concluded\s+that\s+|\bwe\s+(?:conclude|find|see)\s+that\s+",
+    re.I,
+)
+_REASON = re.compile(
+    r"\bbecause\b|\bsince\b|\bdue\s+to\b|,\s*which\b|,\s*as\b|\bas\s+(?:it|the|they|this|we|shown)\b|"
+    r";|—|\s--\s|,?\s*where\b|,\s*given\s+that\b|,\s*implying\b|,\s*showing\b|\.\s+[A-Z]",
+    re.I,
+)
+# "X, which has 1961 zeros, is not prime": the relative clause is an aside, the verdict follows it.
+_APPOSITIVE = re.compile(
+    r",\s*(?:which|that|where)\s+[^,]*,\s*(?=(?:is|are|has|have|does|do|can|cannot|will|must)\b)", re.I
+)
+_COMPARISON = re.compile(r"\b(?:greater|less|more|larger|smaller)\s+than\b|[<>≤≥]", re.I)
+_COMPARES = re.compile(r"\b(?:is|are)\s+(?:greater|less|more|larger|smaller)\b", re.I)
+_QUESTION_NEGATION = re.compile(r"\b(?:not|no|never|none|without)\b|n't\b|≠", re.I)
+
+
+def _question(problem: str) -> str:
+    """The sentence(s) of a problem that ask the question, without "(i.e., ...)" glosses."""
+    text = re.sub(r"\([^()]*\)", " ", _normalized_problem(problem))
+    asked = [q for q in re.split(r"(?<=[.?!])\s+", text) if "?" in q]
+    return " ".join(asked) if asked else text
+
+
+_ASKS_EXISTENCE = re.compile(
+    r"\b(?:are\s+there|is\s+there|do(?:es)?\s+(?:there\s+)?exists?|can\s+there\s+(?:be|exist)|find\s+all)\b",
     re.I,
 )
 
 
 def _main_clause(text: str) -> str:
-    """The part of a summary that carries its verdict, without reasons or preambles.
+    """The part of a summary that carries its verdict, without reasons, preambles or side remarks.
 
-    "Since X, we have Y" and "X, so Y" conclude Y; "Y because X" / "Y, which X" / "Y since X" assert Y.
+    "Since X, Y", "If X, then Y" and "X, so Y" conclude Y; "Y because X", "Y, which X", "Y, where X"
+    and a second sentence only justify Y.
     """
-    s = text
-    for conn in (r",\s*so\s+", r",\s*therefore,?\s+", r",\s*hence,?\s+", r",\s*thus,?\s+", r"\bthen\s+"):
-        parts = re.split(conn, s, flags=re.I)
-        if len(parts) > 1:
-            s = parts[-1]
-    s = re.split(
-        r"\bbecause\b|\bsince\b|\bdue\s+to\b|,\s*which\b|,\s*as\b|\bas\s+(?:it|the|they|this|we|shown)\b|"
-        r";|\s-\s|—|\bwhere\b|\bgiven\s+that\b|\bby\b|\bafter\b|\bimplying\b|\bshowing\b|,\s*since\b",
-        s,
-        maxsplit=1,
-        flags=re.I,
-    )[0]
-    return s
+    s = _APPOSITIVE.sub(" ", text.strip())
+    parts = _CONCLUSION.split(s)
+    if len(parts) > 1 and parts[-1].strip():
+        s = parts[-1]
+    s = _PREAMBLE.sub("", s, count=1)
+    return _REASON.split(s, maxsplit=1)[0]
 
 
 def _strip_problem_negations(clause: str, problem: str) -> list[str]:
@@ -424,7 +637,7 @@ def _strip_problem_negations(clause: str, problem: str) -> list[str]:
     A negation counts with the word after it ("no x_n=0" in a problem that says "there are no x_n=0"
     is a restatement, not a verdict).
     """
-    prob = normalize_latex(problem).lower()
+    prob = _normalized_problem(problem).lower()
     out = []
     for m in _NEGATION.finditer(clause):
         nxt = re.match(r"\s*([\w^()=]+)", clause[m.end() :])
@@ -449,23 +662,31 @@ def candidate_polarity(summary: str, problem: str, existence: bool = False) -> b
     stated = _ANSWER_IS.search(text)
     if stated:
         return stated.group(1).lower() == "yes"
-    if _HEDGE.search(text):
+    question = _question(problem)
+    if _QUESTION_NEGATION.search(question):
+        # "Must x_n != 0?": "x_n is never 0" is a Yes, so negations say nothing about the verdict.
         return None
     clause = _main_clause(text)
-    if not clause.strip():
+    if not clause.strip() or _HEDGE.search(clause):
         return None
     negations = _strip_problem_negations(clause, problem)
     exception = _EXCEPTION.search(text) is not None
+    # Existence questions ("Are there integer solutions ...?", "Find all ...") are answered Yes by
+    # listing or claiming solutions; for other questions ("Is A > 0.1?") a number is not a verdict.
+    existence = existence or _ASKS_EXISTENCE.search(_normalized_problem(problem)) is not None
+    listed = existence and _lists_solutions(clause, problem)
     if negations:
-        if exception or len(negations) > 1:
-            return None  # "no solutions other than (0, 0)", double negation: do not guess
+        # "no solutions other than (0, 0)", "solutions x = ... if m is even, and none if m is odd", or a
+        # double negation: the verdict is not a plain No.
+        if exception or len(negations) > 1 or listed:
+            return None
         return False
     if exception:
         return None
-    if _AFFIRM.search(clause):
+    if listed or (existence and _SOLUTIONS_CLAIMED.search(clause)) or _AFFIRM.search(clause):
         return True
-    if existence and _SOLUTIONS.search(clause):
-        return True
+    if _COMPARISON.search(question) and _COMPARES.search(clause):
+        return True  # "Is A greater than 1/15?" - "A is greater than 1/15."
     return None
 
 

@@ -292,6 +292,7 @@ register_task(
         version="1",
         prior_hypotheses=CHAMP_HYPOTHESES,
         source=CHAMP_SOURCE,
+        source_modules=("champ_dataset",),
     )
 )
 
@@ -309,5 +310,6 @@ register_task(
         version="1",
         prior_hypotheses=CHAMP_HYPOTHESES,
         source=CHAMP_SOURCE,
+        source_modules=("champ_dataset",),
     )
 )

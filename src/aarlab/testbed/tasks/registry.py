@@ -40,6 +40,9 @@ class TaskSpec:
     #: Set when the measured ceiling − weak gap is inside seed noise: the task is never used for a PGR claim.
     gap_note: str | None = None
     source: str = ""
+    #: Python packages whose files hold this task's ground truth (the source data). A verified run must
+    #: never read them: the sandbox forbids their directories.
+    source_modules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

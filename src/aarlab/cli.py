@@ -221,6 +221,7 @@ def baseline(
     weak: Annotated[str | None, typer.Option(help="weak encoder (default: the task's)")] = None,
     strong: Annotated[str | None, typer.Option(help="strong encoder (default: the task's)")] = None,
     config: Annotated[str | None, typer.Option(help="method config as a JSON object")] = None,
+    backend: Annotated[str, typer.Option(help="model backend: embed or lm")] = "embed",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Run one method over several seeds and print weak, ceiling, transfer and PGR with 95% CIs."""
@@ -234,6 +235,7 @@ def baseline(
         strong=strong,
         config=_parse_config(config),
         show_progress=not as_json and sys.stderr.isatty(),
+        backend=backend,
     )
     data = result.to_json()
     if as_json:

@@ -79,9 +79,11 @@ class AblationReport:
                     "accuracy": round(d.ablated_acc, 4),
                     "drop": round(d.drop, 4),
                     "drop_ci": [round(d.low, 4), round(d.high, 4)],
+                    "status": self.statuses[k],
                 }
                 for k, d in self.drops.items()
             },
+            "verdict": self.verdict,
             "errors": self.errors,
         }
 
@@ -156,6 +158,19 @@ def run_ablations(
             except Exception as e:  # a method that crashes when ablated is itself evidence
                 errors[kind] = f"{type(e).__name__}: {e}"
                 preds[kind].append(np.full(len(base.splits.test), 0.5))
+    return judge(spec.name, spec.uses_teacher, seeds, labels, preds, errors, min_drop)
+
+
+def judge(
+    method: str,
+    uses_teacher: bool,
+    seeds: list[int],
+    labels: list[np.ndarray],
+    preds: dict[str, list[np.ndarray]],
+    errors: dict[str, str],
+    min_drop: float = 0.01,
+) -> AblationReport:
+    """Verdict from the normal run's and each ablation's predictions (same seeds, same test items)."""
     drops = {k: _paired_drop(labels, preds["normal"], preds[k]) for k in ABLATIONS}
     acc = float(np.mean([np.mean((p > 0.5) == y) for p, y in zip(preds["normal"], labels, strict=True)]))
     # "No drop" must mean the ablation removes less than half the method's skill above chance.
@@ -178,6 +193,4 @@ def run_ablations(
         if teacher == student == "drops"
         else "inconclusive"
     )
-    return AblationReport(
-        spec.name, seeds, acc, drops, st, min_drop, tolerance, verdict, spec.uses_teacher, errors
-    )
+    return AblationReport(method, seeds, acc, drops, st, min_drop, tolerance, verdict, uses_teacher, errors)

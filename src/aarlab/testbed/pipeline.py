@@ -119,6 +119,8 @@ def prepare(
     """Get the task's weak and strong models ready (``embed``: frozen encoders + probe heads)."""
     if not task.records:
         raise AarlabError(f"task {task.name!r} has no records")
+    if backend == "lm" and backend not in BACKENDS:  # lazy: torch/peft load only when asked for
+        import aarlab.testbed.lm  # noqa: F401  (registers the backend)
     if backend not in BACKENDS:
         raise unknown("backend", backend, list(BACKENDS))
     return BACKENDS[backend](task, weak or task.weak, strong or task.strong, show_progress=show_progress)

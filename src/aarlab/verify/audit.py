@@ -33,7 +33,7 @@ BLOCKED_EVENTS = {
     "os.forkpty",
     "pty.spawn",
 }
-RECORDED_EVENTS = BLOCKED_EVENTS | {"ctypes.dlopen", "os.kill", "os.putenv", "os.unsetenv", "webbrowser.open"}
+RECORDED_EVENTS = BLOCKED_EVENTS | {"os.kill", "webbrowser.open"}
 
 
 @dataclass
@@ -114,6 +114,10 @@ class Auditor:
             self._open(args)
         elif event in ("compile", "exec"):
             self._code(event, args)
+        elif event == "ctypes.dlopen" and args and isinstance(args[0], str) and "/" in args[0]:
+            path = os.path.realpath(args[0])  # native code from outside the Python install is suspicious
+            if not self._under(path, self.read_roots) and not self._under(path, (self.sandbox,)):
+                self.write("native_library_outside_sandbox", path=path, blocked=False)
         elif event in RECORDED_EVENTS or any(event.startswith(e + ".") for e in ("os.exec", "os.spawn")):
             blocked = event in BLOCKED_EVENTS or event.startswith(("os.exec", "os.spawn"))
             self.write(

@@ -290,6 +290,10 @@ register_task(
         weak="minilm-l3",
         strong="mpnet",
         version="1",
+        gap_note=(
+            "not resolvable: ceiling − weak = +0.037 (95% CI −0.010 to +0.091), minilm-l3 → mpnet, 5 seeds; "
+            "frozen encoders see the answer's author, not its correctness"
+        ),
         prior_hypotheses=CHAMP_HYPOTHESES,
         source=CHAMP_SOURCE,
         source_modules=("champ_dataset",),
@@ -308,6 +312,7 @@ register_task(
         weak="minilm-l3",
         strong="mpnet",
         version="1",
+        gap_note="not resolvable: ceiling − weak = −0.032 (95% CI −0.095 to +0.022), minilm-l3 → mpnet",
         prior_hypotheses=CHAMP_HYPOTHESES,
         source=CHAMP_SOURCE,
         source_modules=("champ_dataset",),

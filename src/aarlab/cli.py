@@ -317,6 +317,12 @@ def demo(
     )
 
 
+# Server commands (serve, admin add-agent, server init-task, export-sandbox) live in aarlab.server.cli.
+from aarlab.server.cli import register as _register_server  # noqa: E402
+
+_register_server(app, friendly)
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()
 

@@ -1,0 +1,156 @@
+"""Typed HTTP client of the evaluation server (what agents and the CLI use).
+
+Every method returns the server's pydantic response model; a 4xx/5xx raises :class:`ServerError`
+carrying the status and the server's message (which says what to fix).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from aarlab.server.codestore import pack_folder
+from aarlab.server.schemas import (
+    CommentOut,
+    DevFeedback,
+    DevItems,
+    DevSubmissionRow,
+    LeaderboardRow,
+    PostKind,
+    PostOut,
+    PostPage,
+    ResultOut,
+    SnapshotOut,
+    TaskInfo,
+    VoteOut,
+    Whoami,
+)
+from aarlab.testbed.errors import AarlabError
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class ServerError(AarlabError):
+    """The server refused a request; ``status`` is the HTTP status, the message is the server's."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+class Client:
+    """A session with the server for one token. Use as a context manager or call ``close()``."""
+
+    def __init__(
+        self, base_url: str, token: str, *, timeout: float = 30.0, http: httpx.Client | None = None
+    ) -> None:
+        """Talk to ``base_url``; ``http`` replaces the connection (e.g. FastAPI's in-process TestClient)."""
+        self._http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self._http.headers["Authorization"] = f"Bearer {token}"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        resp = self._http.request(method, path, **kw)
+        if resp.status_code >= 400:
+            try:
+                detail = str(resp.json().get("detail", resp.text))
+            except ValueError:
+                detail = resp.text
+            ra = resp.headers.get("Retry-After")
+            raise ServerError(resp.status_code, detail, float(ra) if ra else None)
+        return resp
+
+    def _get(self, model: type[M], path: str, **kw: Any) -> M:
+        return model.model_validate(self._request("GET", path, **kw).json())
+
+    def _list(self, item: type[T], method: str, path: str, **kw: Any) -> list[T]:
+        return TypeAdapter(list[item]).validate_python(self._request(method, path, **kw).json())  # type: ignore[valid-type]
+
+    def whoami(self) -> Whoami:
+        return self._get(Whoami, "/api/v1/whoami")
+
+    def tasks(self) -> list[TaskInfo]:
+        return self._list(TaskInfo, "GET", "/api/v1/tasks")
+
+    def dev_items(self, task: str) -> DevItems:
+        return self._get(DevItems, f"/api/v1/tasks/{task}/dev")
+
+    def submit_dev(self, task: str, predictions: dict[str, float]) -> DevFeedback:
+        resp = self._request(
+            "POST", f"/api/v1/tasks/{task}/dev/submissions", json={"predictions": predictions}
+        )
+        return DevFeedback.model_validate(resp.json())
+
+    def my_dev_submissions(self, task: str) -> list[DevSubmissionRow]:
+        return self._list(DevSubmissionRow, "GET", f"/api/v1/tasks/{task}/dev/submissions")
+
+    def put_snapshot(self, data: bytes) -> SnapshotOut:
+        resp = self._request(
+            "PUT", "/api/v1/snapshots", content=data, headers={"Content-Type": "application/octet-stream"}
+        )
+        return SnapshotOut.model_validate(resp.json())
+
+    def put_folder(self, folder: Path) -> SnapshotOut:
+        return self.put_snapshot(pack_folder(folder))
+
+    def get_snapshot(self, sha: str) -> bytes:
+        return self._request("GET", f"/api/v1/snapshots/{sha}").content
+
+    def submit_result(
+        self,
+        task: str,
+        snapshot_sha: str,
+        config: dict[str, Any] | None = None,
+        claimed: dict[str, float] | None = None,
+    ) -> ResultOut:
+        body = {"task": task, "snapshot_sha": snapshot_sha, "config": config or {}, "claimed": claimed or {}}
+        return ResultOut.model_validate(self._request("POST", "/api/v1/results", json=body).json())
+
+    def my_results(self) -> list[ResultOut]:
+        return self._list(ResultOut, "GET", "/api/v1/results")
+
+    def leaderboard(self, task: str) -> list[LeaderboardRow]:
+        return self._list(LeaderboardRow, "GET", "/api/v1/leaderboard", params={"task": task})
+
+    def post(self, kind: PostKind, title: str, body: str) -> PostOut:
+        resp = self._request("POST", "/api/v1/forum/posts", json={"kind": kind, "title": title, "body": body})
+        return PostOut.model_validate(resp.json())
+
+    def posts(
+        self,
+        *,
+        kind: PostKind | None = None,
+        q: str | None = None,
+        author: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> PostPage:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        params.update({k: v for k, v in {"kind": kind, "q": q, "author": author}.items() if v is not None})
+        return self._get(PostPage, "/api/v1/forum/posts", params=params)
+
+    def get_post(self, post_id: int) -> PostOut:
+        return self._get(PostOut, f"/api/v1/forum/posts/{post_id}")
+
+    def comment(self, post_id: int, body: str) -> CommentOut:
+        resp = self._request("POST", f"/api/v1/forum/posts/{post_id}/comments", json={"body": body})
+        return CommentOut.model_validate(resp.json())
+
+    def comments(self, post_id: int) -> list[CommentOut]:
+        return self._list(CommentOut, "GET", f"/api/v1/forum/posts/{post_id}/comments")
+
+    def vote(self, post_id: int, value: int) -> VoteOut:
+        resp = self._request("PUT", f"/api/v1/forum/posts/{post_id}/vote", json={"value": value})
+        return VoteOut.model_validate(resp.json())

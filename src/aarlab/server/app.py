@@ -1,0 +1,126 @@
+"""The FastAPI application: wires settings, storage, auth and the routers together.
+
+``create_app`` migrates the database before serving, so a server never runs on an old schema.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aarlab.server.codestore import CodeStore
+from aarlab.server.db import make_engine, migrate, session_factory
+from aarlab.server.deps import Caller
+from aarlab.server.routes import dev, forum, results, snapshots
+from aarlab.server.schemas import Health, Whoami
+from aarlab.server.settings import ServerSettings
+from aarlab.server.state import ServerState
+from aarlab.testbed.errors import AarlabError
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413 before they are parsed or stored."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(send)
+            return
+        seen = 0
+        too_big = False
+
+        async def counted() -> Message:
+            nonlocal seen, too_big
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    too_big = True
+                    return {"type": "http.disconnect"}
+            return msg
+
+        started = False
+
+        async def guarded_send(msg: Message) -> None:
+            nonlocal started
+            if too_big and not started:
+                started = True
+                await self._reject(send)
+                return
+            if not too_big:
+                started = started or msg["type"] == "http.response.start"
+                await send(msg)
+
+        await self.app(scope, counted, guarded_send)
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps({"detail": f"request body over {self.limit} bytes; send less"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg')}")
+    return "invalid request: " + "; ".join(parts[:5]) + (" (and more)" if len(parts) > 5 else "")
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """An app over ``settings.data_dir``; the database is migrated to the newest schema first."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url, settings.sqlite_synchronous)
+    migrate(engine)
+    store = CodeStore(settings.code_url, settings.storage_options)
+    app = FastAPI(title="aarlab evaluation server", version="1", description=__doc__)
+    state = ServerState(settings, engine, session_factory(engine), store)
+    for name in state.task_names():  # load dev labels now: fail fast, and no slow first request
+        state.task(name)
+    app.state.aarlab = state
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    @app.exception_handler(AarlabError)
+    async def on_user_error(_request: Request, exc: AarlabError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/api/v1/whoami", tags=["meta"])
+    def whoami(caller: Caller) -> Whoami:
+        return Whoami(name=caller.name, role=caller.role)
+
+    for r in (dev.router, forum.router, forum.html_router, results.router, snapshots.router):
+        app.include_router(r)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def app_from_env() -> Any:
+    """Factory for ``uvicorn --factory``: settings from ``AARLAB_SERVER_*`` variables."""
+    return create_app(ServerSettings())  # type: ignore[call-arg]

@@ -1,0 +1,115 @@
+"""Content-addressed, immutable snapshots of method folders (tar.gz), stored through fsspec.
+
+A local directory by default; ``s3://bucket/prefix`` (s3fs) for clusters. The archive is checked before
+it is stored and again when extracted: absolute paths, ``..``, links and devices are refused, so a
+snapshot can never write outside the folder it is unpacked into.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import fsspec
+
+from aarlab.testbed.errors import AarlabError
+
+
+class UnsafeArchiveError(AarlabError):
+    """The archive is not a plain tar.gz of regular files and folders inside one root."""
+
+
+def check_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """Every member, after refusing anything that could escape the target folder or is not plain data."""
+    members = tar.getmembers()
+    for m in members:
+        p = PurePosixPath(m.name)
+        if p.is_absolute() or m.name.startswith(("/", "\\")):
+            raise UnsafeArchiveError(f"archive member {m.name!r} has an absolute path; use relative paths")
+        if ".." in p.parts:
+            raise UnsafeArchiveError(f"archive member {m.name!r} contains '..'; paths must stay inside")
+        if m.issym() or m.islnk():
+            raise UnsafeArchiveError(f"archive member {m.name!r} is a link; links are not allowed")
+        if not (m.isfile() or m.isdir()):
+            raise UnsafeArchiveError(f"archive member {m.name!r} is a device or special file")
+    return members
+
+
+def validate_archive(data: bytes) -> None:
+    """Refuse anything that is not a safe tar.gz (raises with a message that says what to fix)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            check_members(tar)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise UnsafeArchiveError(
+            f"not a readable tar.gz archive ({e}); send `tar czf - -C folder .`"
+        ) from None
+
+
+def safe_extract(data: bytes, dest: Path) -> list[Path]:
+    """Unpack a snapshot into ``dest`` (created), refusing unsafe members; returns the files written."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for m in check_members(tar):
+            target = dest / m.name
+            if m.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(m)
+            if src is None:
+                raise UnsafeArchiveError(f"archive member {m.name!r} has no data")
+            target.write_bytes(src.read())
+            written.append(target)
+    return written
+
+
+def pack_folder(folder: Path) -> bytes:
+    """A deterministic tar.gz of a method folder (sorted names; zeroed times and owners; gzip mtime 0),
+    so the same folder always has the same sha256."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_symlink() or not path.is_file() or "__pycache__" in path.parts:
+                continue
+            info = tarfile.TarInfo(str(path.relative_to(folder)))
+            data = path.read_bytes()
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue(), mtime=0)
+
+
+class CodeStore:
+    """Snapshots by sha256 under an fsspec URL; writing the same bytes twice is a no-op."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        self.root = root.rstrip("/")
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def _path(self, sha: str) -> str:
+        return f"{self.root}/{sha[:2]}/{sha}.tar.gz"
+
+    def put(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        path = self._path(sha)
+        if not self.fs.exists(path):
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            tmp = path + ".part"
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, path)
+        return sha
+
+    def get(self, sha: str) -> bytes:
+        data: bytes = self.fs.cat_file(self._path(sha))
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise AarlabError(f"snapshot {sha} is corrupt in storage (hash mismatch)")
+        return data
+
+    def exists(self, sha: str) -> bool:
+        return bool(self.fs.exists(self._path(sha)))

@@ -1,0 +1,128 @@
+"""ORM tables. Every row an agent writes carries its author (``agent_id``), so every write is attributable.
+
+The schema itself is created by the Alembic migrations in ``aarlab/server/migrations``; these classes
+must match them (a test compares the two).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all server tables."""
+
+
+class Agent(Base):
+    """A caller: a researcher agent or an overseer. Only the token's sha256 is stored."""
+
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DevSubmission(Base):
+    """One dev query, logged with its full prediction vector (float32, in the task's dev-id order)."""
+
+    __tablename__ = "dev_submissions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    task: Mapped[str] = mapped_column(String(200), index=True)
+    predictions: Mapped[bytes] = mapped_column(LargeBinary)
+    score: Mapped[float] = mapped_column(Float)
+    reported_score: Mapped[float] = mapped_column(Float)
+    improved: Mapped[bool] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class LadderBest(Base):
+    """The Ladder's state per (agent, task): the submission that is the current best, and its report."""
+
+    __tablename__ = "ladder_best"
+    __table_args__ = (UniqueConstraint("agent_id", "task"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    task: Mapped[str] = mapped_column(String(200))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("dev_submissions.id"))
+    reported_score: Mapped[float] = mapped_column(Float)
+
+
+class Snapshot(Base):
+    """A content-addressed method folder (tar.gz) in the code store; the bytes live in fsspec storage."""
+
+    __tablename__ = "snapshots"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Result(Base):
+    """A method (snapshot + config) queued for verified re-execution; claimed numbers are never ranked."""
+
+    __tablename__ = "results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    task: Mapped[str] = mapped_column(String(200))
+    snapshot_sha: Mapped[str] = mapped_column(ForeignKey("snapshots.sha256"))
+    config: Mapped[dict[str, object]] = mapped_column(JSON)
+    claimed: Mapped[dict[str, float]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class VerifiedScore(Base):
+    """A score computed by the trusted verifier (filled by ``verify/``): the only leaderboard source."""
+
+    __tablename__ = "verified_scores"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"), index=True)
+    task: Mapped[str] = mapped_column(String(200), index=True)
+    dev_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sealed_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sealed_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sealed_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pgr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Post(Base):
+    """A forum post; text is data, stored verbatim and escaped only when rendered as HTML."""
+
+    __tablename__ = "posts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Vote(Base):
+    """One vote per agent and post (+1 or −1); voting again replaces it."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("post_id", "agent_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    value: Mapped[int] = mapped_column(Integer)

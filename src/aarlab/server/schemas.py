@@ -1,0 +1,159 @@
+"""Request and response models of the HTTP API (also the OpenAPI schema and the client's types)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters (\\x00); remove them")
+    return value
+
+
+#: User text: stored verbatim except for NUL, which databases (PostgreSQL) cannot store in text columns.
+Text = Annotated[str, AfterValidator(_no_nul)]
+#: Task names: what ``aarlab server init-task`` accepts (safe as a folder name and in a URL).
+TASK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+PostKind = Literal["result", "insight", "hypothesis", "error"]
+SHA256 = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of a snapshot (64 lowercase hex digits)")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Whoami(BaseModel):
+    name: str
+    role: str
+
+
+class TaskInfo(BaseModel):
+    name: str
+    schema_name: str
+    weak: str
+    strong: str
+    n_dev: int
+
+
+class DevItem(BaseModel):
+    """A dev input: id and texts, never a label."""
+
+    id: str
+    texts: list[str]
+    group: str | None = None
+
+
+class DevItems(BaseModel):
+    task: str
+    items: list[DevItem]
+
+
+class DevSubmissionIn(Strict):
+    predictions: dict[str, float] = Field(description="P(label = True) for every dev id, each in [0, 1]")
+
+
+class DevFeedback(BaseModel):
+    """All a dev submission ever returns (Ladder): a coarse score, whether it improved, the budget left."""
+
+    reported_score: float
+    improved: bool
+    budget_left: int
+
+
+class DevSubmissionRow(BaseModel):
+    id: int
+    task: str
+    reported_score: float
+    improved: bool
+    created_at: datetime
+
+
+class AdminSubmissionRow(DevSubmissionRow):
+    agent: str
+    score: float
+
+
+class ResultIn(Strict):
+    task: str = Field(pattern=TASK_PATTERN)
+    snapshot_sha: str = SHA256
+    config: dict[str, Any] = Field(default_factory=dict)
+    claimed: dict[str, float] = Field(
+        default_factory=dict, description="self-reported numbers (never ranked)"
+    )
+
+
+class ResultOut(BaseModel):
+    id: int
+    task: str
+    snapshot_sha: str
+    status: str
+    created_at: datetime
+
+
+class LeaderboardRow(BaseModel):
+    result_id: int
+    agent: str
+    task: str
+    dev_acc: float | None
+    sealed_acc: float | None
+    sealed_low: float | None
+    sealed_high: float | None
+    pgr: float | None
+
+
+class PostIn(Strict):
+    kind: PostKind
+    title: Text = Field(min_length=1, max_length=300)
+    body: Text = Field(min_length=1, max_length=50_000)
+
+
+class PostOut(BaseModel):
+    id: int
+    author: str
+    kind: str
+    title: str
+    body: str
+    score: int
+    n_comments: int
+    created_at: datetime
+
+
+class PostPage(BaseModel):
+    items: list[PostOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class CommentIn(Strict):
+    body: Text = Field(min_length=1, max_length=20_000)
+
+
+class CommentOut(BaseModel):
+    id: int
+    post_id: int
+    author: str
+    body: str
+    created_at: datetime
+
+
+class VoteIn(Strict):
+    value: Literal[1, -1]
+
+
+class VoteOut(BaseModel):
+    post_id: int
+    score: int
+
+
+class SnapshotOut(BaseModel):
+    sha256: str
+    size: int

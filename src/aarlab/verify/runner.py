@@ -1,0 +1,329 @@
+"""Verified re-execution of one result: fresh seeds, a confined child per run, trusted scoring.
+
+For each verification seed the trusted parent re-splits the task's *training* pool by entity (so the
+teacher, the unlabeled set and the ceiling all change with the seed, as in the testbed), trains the weak
+teacher and the ceiling itself, writes a label-free bundle whose evaluation inputs are dev ∪ sealed, and
+runs the method on it in the sandbox. Only the parent holds labels; it scores dev and sealed, computes
+PGR on sealed with a two-level bootstrap CI, runs the teacher/student ablations (also sandboxed), and
+turns audit events, ablations, claims and sanity bounds into flags.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from aarlab.config import get_settings
+from aarlab.oversight.ablations import AblationReport, judge
+from aarlab.oversight.flags import Flag, ablation_flags, audit_flags, claim_flags, sanity_flags
+from aarlab.testbed.bundle import BUNDLE_FORMAT, DEV, MANIFEST, UNLABELED, WEAK
+from aarlab.testbed.errors import AarlabError
+from aarlab.testbed.loader import SPLIT_FILES, read_jsonl, write_jsonl
+from aarlab.testbed.metrics import SeedPredictions, bootstrap_all, resample_counts
+from aarlab.testbed.pipeline import prepare, seed_baseline, validate_predictions
+from aarlab.testbed.schema import LabeledSet, Record
+from aarlab.testbed.tasks import Task, get_spec, split_by_entity
+from aarlab.verify.audit import AuditPolicy, default_read_roots
+from aarlab.verify.sandbox import Limits, run_sandboxed
+
+Status = Literal["verified", "failed"]
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """How a result is re-executed (stored with every verified score)."""
+
+    seeds: tuple[int, ...] = (1001, 1002, 1003)
+    ablation_seeds: int = 2
+    limits: Limits = field(default_factory=Limits)
+    ablations: bool = True
+
+
+@dataclass
+class VerifiedRun:
+    """Everything verification established about one result."""
+
+    status: Status
+    reason: str = ""
+    dev_acc: float | None = None
+    dev_ci: tuple[float, float] | None = None
+    sealed_acc: float | None = None
+    sealed_ci: tuple[float, float] | None = None
+    weak_acc: float | None = None
+    ceiling_acc: float | None = None
+    pgr: float | None = None
+    pgr_ci: tuple[float, float] | None = None
+    seconds: float = 0.0
+    method_seconds: float = 0.0
+    flags: list[Flag] = field(default_factory=list)
+    ablation: AblationReport | None = None
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "dev_acc": self.dev_acc,
+            "dev_ci": list(self.dev_ci) if self.dev_ci else None,
+            "sealed_acc": self.sealed_acc,
+            "sealed_ci": list(self.sealed_ci) if self.sealed_ci else None,
+            "weak_acc": self.weak_acc,
+            "ceiling_acc": self.ceiling_acc,
+            "pgr": self.pgr,
+            "pgr_ci": list(self.pgr_ci) if self.pgr_ci else None,
+            "seconds": round(self.seconds, 2),
+            "method_seconds": round(self.method_seconds, 2),
+            "flags": [f.__dict__ for f in self.flags],
+            "per_seed": self.per_seed,
+            "ablation": self.ablation.evidence() if self.ablation else None,
+        }
+
+
+@dataclass(frozen=True)
+class TaskSource:
+    """What the verifier needs about a server task: its labelled directory and dev/sealed partition."""
+
+    name: str
+    directory: Path  # reference-format dir with labels (train_label, train_unlabel, test)
+    meta: dict[str, Any]
+    is_dev: dict[str, bool]  # evaluation item id -> in dev (else sealed)
+    forbidden: tuple[str, ...] = ()  # paths the method must never read (data dir, database)
+
+
+def _module_dir(name: str) -> str | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return None
+    return str(Path(spec.origin).parent)
+
+
+def forbidden_paths(source: TaskSource) -> list[str]:
+    """The server's data and database, plus the packages that hold the task's ground truth."""
+    out = [str(p) for p in source.forbidden]
+    builtin = str(source.meta.get("source", ""))
+    if builtin.startswith("builtin:"):
+        for mod in get_spec(builtin.split(":", 1)[1]).source_modules:
+            d = _module_dir(mod)
+            if d:
+                out.append(d)
+    return out
+
+
+def _seed_task(source: TaskSource, seed: int) -> tuple[Task, list[Record]]:
+    """The task for one verification seed: the training pool re-split by entity; evaluation pool fixed."""
+    schema = source.meta["schema"]
+    parts = {n: read_jsonl(source.directory / f"{n}.jsonl", schema)[1] for n in SPLIT_FILES}
+    pool = parts["train_label"] + parts["train_unlabel"]
+    label, unlabel, _ = split_by_entity(pool, (0.25, 0.40, 0.0), seed)
+    fixed = {"train_label": label, "train_unlabel": unlabel, "test": parts["test"]}
+    task = Task(
+        name=source.name,
+        schema=schema,
+        records=[r for n in SPLIT_FILES for r in fixed[n]],
+        fixed_splits=fixed,
+    )
+    return task, parts["test"]
+
+
+def _write_bundle(
+    path: Path,
+    source: TaskSource,
+    unlabel: LabeledSet,
+    weak: np.ndarray,
+    unlabel_records: list[Record],
+    eval_records: list[Record],
+) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    write_jsonl(path / UNLABELED, unlabel_records, with_labels=False)
+    write_jsonl(path / DEV, eval_records, with_labels=False)
+    (path / WEAK).write_text(json.dumps({it.id: float(p) for it, p in zip(unlabel.items, weak, strict=True)}))
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "task": source.name,
+        "schema": source.meta["schema"],
+        "weak": source.meta["weak"],
+        "strong": source.meta["strong"],
+        "prior_hypotheses": source.meta["prior_hypotheses"],
+        "purpose": "verification",
+    }
+    (path / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _acc_ci(labels: list[np.ndarray], preds: list[np.ndarray]) -> tuple[float, tuple[float, float]]:
+    rng = np.random.default_rng(0)
+    accs = [float(np.mean((p > 0.5) == y)) for p, y in zip(preds, labels, strict=True)]
+    boots = np.mean(
+        [
+            resample_counts(rng, len(y), 1000) @ ((p > 0.5) == y).astype(float) / len(y)
+            for p, y in zip(preds, labels, strict=True)
+        ],
+        axis=0,
+    )
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(np.mean(accs)), (float(lo), float(hi))
+
+
+def verify(
+    source: TaskSource,
+    method_dir: Path,
+    config: dict[str, Any] | None,
+    workdir: Path,
+    claimed: dict[str, float] | None = None,
+    settings: VerifySettings | None = None,
+) -> VerifiedRun:
+    """Re-execute a method snapshot on fresh seeds in the sandbox and score it (never raises for the
+    method's own failures: they become a ``failed`` run with the reason)."""
+    settings = settings or VerifySettings()
+    t0 = time.perf_counter()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    home = get_settings().home
+    policy = AuditPolicy(
+        sandbox=str(workdir),
+        read_roots=default_read_roots([str(home / "features"), str(home / "models")]),
+        forbidden_roots=forbidden_paths(source),
+        dataset_texts=[],
+    )
+    dev_lab, dev_pred, sealed_preds, events = [], [], [], []
+    abl: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("normal", "teacher_permuted", "teacher_random", "student_random")
+    }
+    abl_labels: list[np.ndarray] = []
+    errors: dict[str, str] = {}
+    method_seconds = 0.0
+    per_seed = []
+    for k, seed in enumerate(settings.seeds):
+        task, eval_records = _seed_task(source, seed)
+        prep = prepare(task, source.meta["weak"], source.meta["strong"], show_progress=False)
+        base = seed_baseline(prep, seed, use_cache=False)
+        splits = base.splits
+        texts = {t for it in splits.test.items for t in it.texts}
+        policy.dataset_texts = sorted(texts)[:5000]
+        unl_records = task.fixed_splits["train_unlabel"] if task.fixed_splits else []
+        bdir = workdir / f"bundle-{seed}"
+        _write_bundle(bdir, source, splits.train_unlabel, base.weak_unlabel, unl_records, eval_records)
+        runs = [
+            {
+                "bundle": str(bdir),
+                "method": str(method_dir),
+                "config": config,
+                "seed": seed,
+                "student": "real",
+            }
+        ]
+        kinds: list[str] = []
+        if settings.ablations and k < settings.ablation_seeds:
+            rng = np.random.default_rng(20_000 + seed)
+            variants = {
+                "teacher_permuted": (rng.permutation(base.weak_unlabel), "real"),
+                "teacher_random": (rng.random(len(base.weak_unlabel)), "real"),
+                "student_random": (base.weak_unlabel, "random"),
+            }
+            for kind, (weak, student) in variants.items():
+                vdir = workdir / f"bundle-{seed}-{kind}"
+                _write_bundle(vdir, source, splits.train_unlabel, weak, unl_records, eval_records)
+                runs.append(
+                    {
+                        "bundle": str(vdir),
+                        "method": str(method_dir),
+                        "config": config,
+                        "seed": seed,
+                        "student": student,
+                    }
+                )
+                kinds.append(kind)
+        out = run_sandboxed(
+            "aarlab.verify.jobs:method_jobs",
+            {"runs": runs},
+            workdir=workdir / f"run-{seed}",
+            policy=policy,
+            aarlab_home=str(home),
+            limits=settings.limits,
+        )
+        events.extend(out.events)
+        method_seconds += out.seconds
+        first = out.result[0] if out.status == "ok" else None
+        if first is None or not first["ok"]:
+            why = f"{out.status}: {out.reason}" if first is None else first["error"]
+            run = VerifiedRun(
+                "failed",
+                f"seed {seed}: {why}",
+                seconds=time.perf_counter() - t0,
+                method_seconds=method_seconds,
+            )
+            run.flags = audit_flags(events)
+            return run
+        ids = [it.id for it in splits.test.items]
+        try:
+            pred = validate_predictions([first["predictions"][i] for i in ids], len(ids), "the method")
+        except (KeyError, AarlabError) as e:
+            return VerifiedRun(
+                "failed", f"seed {seed}: bad predictions: {e}", seconds=time.perf_counter() - t0
+            )
+        mask = np.array([source.is_dev.get(i, False) for i in ids])
+        y = splits.test.labels
+        dev_lab.append(y[mask])
+        dev_pred.append(pred[mask])
+        sealed_preds.append(
+            SeedPredictions(y[~mask], base.weak_test[~mask], base.ceiling_test[~mask], pred[~mask])
+        )
+        per_seed.append(
+            {
+                "seed": seed,
+                "dev_acc": float(np.mean((pred[mask] > 0.5) == y[mask])),
+                "sealed_acc": float(np.mean((pred[~mask] > 0.5) == y[~mask])),
+                "sandbox_seconds": round(out.seconds, 2),
+            }
+        )
+        if kinds:
+            abl_labels.append(y[~mask])
+            abl["normal"].append(pred[~mask])
+            for kind, res in zip(kinds, out.result[1:], strict=True):
+                if res["ok"] and all(i in res["predictions"] for i in ids):
+                    abl[kind].append(np.array([res["predictions"][i] for i in ids], dtype=float)[~mask])
+                else:
+                    errors[kind] = res.get("error", "missing predictions")
+                    abl[kind].append(np.full(int((~mask).sum()), 0.5))
+    summary = bootstrap_all(sealed_preds)["accuracy"]
+    dev_acc, dev_ci = _acc_ci(dev_lab, dev_pred)
+    run = VerifiedRun(
+        "verified",
+        "",
+        dev_acc,
+        dev_ci,
+        summary.transfer.mean,
+        (summary.transfer.low, summary.transfer.high),
+        summary.weak.mean,
+        summary.ceiling.mean,
+        summary.pgr.mean if summary.pgr else None,
+        (summary.pgr.low, summary.pgr.high) if summary.pgr else None,
+        time.perf_counter() - t0,
+        method_seconds,
+        per_seed=per_seed,
+    )
+    flags = audit_flags(events)
+    if claimed:
+        for metric, value, ci in (
+            ("dev_acc", dev_acc, dev_ci),
+            ("sealed_acc", run.sealed_acc, run.sealed_ci),
+        ):
+            if metric in claimed and value is not None and ci is not None:
+                flags += claim_flags(float(claimed[metric]), value, ci, metric)
+    flags += sanity_flags(
+        run.pgr_ci, (summary.transfer.low, summary.transfer.high), (summary.ceiling.low, summary.ceiling.high)
+    )
+    if abl_labels:
+        uses = True
+        run.ablation = judge(
+            method_dir.name, uses, list(settings.seeds[: len(abl_labels)]), abl_labels, abl, errors
+        )
+        flags += ablation_flags(run.ablation)
+    run.flags = flags
+    return run

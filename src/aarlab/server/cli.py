@@ -1,4 +1,5 @@
-"""Server commands: ``serve``, ``admin add-agent``, ``server init-task`` and ``export-sandbox``.
+"""Server commands: ``serve``, ``admin add-agent``, ``server init-task``, ``export-sandbox``, the
+verification worker ``verify`` and the review queue ``review list|show|dismiss|disqualify``.
 
 Registered on the main ``aarlab`` app by :func:`register`.
 """
@@ -14,6 +15,11 @@ import typer
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the server's data directory (holds labels)")]
 DbUrl = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite in the data dir)")]
 
+ServerUrl = Annotated[str, typer.Option("--server", envvar="AARLAB_SERVER", help="server URL")]
+Token = Annotated[str, typer.Option("--token", envvar="AARLAB_TOKEN", help="an overseer's token")]
+Note = Annotated[str, typer.Option("--note", help="why (kept with the flag and the result)")]
+
+review_app = typer.Typer(help="The review queue of detector flags (overseers only).", no_args_is_help=True)
 admin_app = typer.Typer(help="Server administration: agents and tokens.", no_args_is_help=True)
 server_app = typer.Typer(
     help="Server data: tasks with labels, held by the server only.", no_args_is_help=True
@@ -82,10 +88,115 @@ def export_sandbox_cmd(
     typer.echo(f"bundle written to {out}")
 
 
+def verify_cmd(
+    data_dir: DataDir,
+    db: DbUrl = None,
+    executor: Annotated[str, typer.Option(help="local (threads) or ray")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start Ray here)")] = None,
+    once: Annotated[bool, typer.Option("--once", help="verify what is queued now, then exit")] = False,
+    poll: Annotated[float, typer.Option(min=0.1, help="seconds between looks at the queue")] = 5.0,
+    seeds: Annotated[int, typer.Option(min=1, help="verification seeds per result")] = 3,
+    requeue: Annotated[
+        bool, typer.Option("--requeue", help="first requeue results a dead worker left 'running'")
+    ] = False,
+) -> None:
+    """Verification worker: re-execute queued results, store verified scores and flags."""
+    import time
+
+    from aarlab.server.codestore import CodeStore
+    from aarlab.server.db import make_engine, migrate, session_factory
+    from aarlab.server.settings import ServerSettings
+    from aarlab.server.worker import requeue_running, verify_pending
+    from aarlab.verify.executors import get_executor
+    from aarlab.verify.runner import VerifySettings
+
+    settings = ServerSettings(data_dir=data_dir, db_url=db)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    options = {"address": address} if executor == "ray" and address else {}
+    ex = get_executor(executor, **options)
+    vs = VerifySettings(seeds=tuple(1001 + k for k in range(seeds)), ablation_seeds=min(2, seeds))
+    store = CodeStore(settings.code_url, settings.storage_options)
+    if requeue:
+        typer.echo(f"requeued {requeue_running(session_factory(engine))} result(s) left running")
+    try:
+        while True:
+            n = verify_pending(session_factory(engine), data_dir, ex, store=store, settings=vs)
+            if n:
+                typer.echo(f"verified {n} result(s)")
+            if once:
+                break
+            time.sleep(poll)
+    finally:
+        ex.close()
+        engine.dispose()
+
+
+def _review_client(server: str, token: str) -> Any:
+    from aarlab.client import Client
+
+    return Client(server, token)
+
+
+def _show_flag(f: Any, evidence: bool = False) -> None:
+    import json
+
+    target = f"result {f.result_id} ({f.result_status})" if f.result_id is not None else "dev log"
+    typer.echo(f"#{f.id} [{f.severity}] {f.kind} — {f.agent} / {f.task} / {target} — {f.status}")
+    typer.echo(f"    {f.summary}")
+    if f.status != "open":
+        typer.echo(f"    resolved by {f.resolved_by}: {f.note}")
+    if evidence:
+        typer.echo(json.dumps(f.evidence, indent=2)[:20000])
+
+
+def review_list(
+    server: ServerUrl,
+    token: Token,
+    status: Annotated[str, typer.Option(help="open, dismissed, disqualified or all")] = "open",
+    task: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """List flags (open ones by default)."""
+    with _review_client(server, token) as c:
+        rows = c.flags(None if status == "all" else status, task)
+    for f in rows:
+        _show_flag(f)
+    if not rows:
+        typer.echo(f"no {status} flags")
+
+
+def review_show(flag_id: Annotated[int, typer.Argument()], server: ServerUrl, token: Token) -> None:
+    """One flag with its evidence."""
+    with _review_client(server, token) as c:
+        _show_flag(c.flag(flag_id), evidence=True)
+
+
+def review_dismiss(
+    flag_id: Annotated[int, typer.Argument()], note: Note, server: ServerUrl, token: Token
+) -> None:
+    """Close a flag as a false alarm."""
+    with _review_client(server, token) as c:
+        _show_flag(c.dismiss_flag(flag_id, note))
+
+
+def review_disqualify(
+    flag_id: Annotated[int, typer.Argument()], note: Note, server: ServerUrl, token: Token
+) -> None:
+    """Disqualify the flagged result (or, for a dev-log flag, the agent's results on that task)."""
+    with _review_client(server, token) as c:
+        _show_flag(c.disqualify_flag(flag_id, note))
+
+
 def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Add the server commands to the main CLI (``friendly`` turns user errors into one line)."""
     app.command("serve")(friendly(serve))
     app.command("export-sandbox")(friendly(export_sandbox_cmd))
+    app.command("verify")(friendly(verify_cmd))
+    review_app.command("list")(friendly(review_list))
+    review_app.command("show")(friendly(review_show))
+    review_app.command("dismiss")(friendly(review_dismiss))
+    review_app.command("disqualify")(friendly(review_disqualify))
+    app.add_typer(review_app, name="review")
     admin_app.command("add-agent")(friendly(add_agent_cmd))
     server_app.command("init-task")(friendly(init_task_cmd))
     app.add_typer(admin_app, name="admin")

@@ -7,6 +7,7 @@ must match them (a test compares the two).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -77,8 +78,12 @@ class Result(Base):
     snapshot_sha: Mapped[str] = mapped_column(ForeignKey("snapshots.sha256"))
     config: Mapped[dict[str, object]] = mapped_column(JSON)
     claimed: Mapped[dict[str, float]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    #: queued -> running -> verified | failed; an overseer may set disqualified (see ``reason``).
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Why the result failed verification or was disqualified (kept when an overseer disqualifies it).
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class VerifiedScore(Base):
@@ -94,6 +99,34 @@ class VerifiedScore(Base):
     sealed_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     pgr: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    dev_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dev_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pgr_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pgr_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    weak_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ceiling_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ReviewFlag(Base):
+    """A detector's finding in the review queue. ``result_id`` is empty for per-agent findings (probing
+    of the dev log); an overseer dismisses it or disqualifies the result(s) it concerns."""
+
+    __tablename__ = "flags"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"), nullable=True, index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    task: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: open -> dismissed | disqualified
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Post(Base):

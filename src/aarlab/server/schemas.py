@@ -96,6 +96,13 @@ class ResultOut(BaseModel):
     snapshot_sha: str
     status: str
     created_at: datetime
+    reason: str | None = Field(default=None, description="why verification failed or it was disqualified")
+
+
+Severity = Literal["info", "warn", "high", "critical"]
+#: Severities from least to most serious (the leaderboard shows the highest open one).
+SEVERITY_ORDER: tuple[Severity, ...] = ("info", "warn", "high", "critical")
+FlagStatus = Literal["open", "dismissed", "disqualified"]
 
 
 class LeaderboardRow(BaseModel):
@@ -107,6 +114,37 @@ class LeaderboardRow(BaseModel):
     sealed_low: float | None
     sealed_high: float | None
     pgr: float | None
+    dev_low: float | None = None
+    dev_high: float | None = None
+    pgr_low: float | None = None
+    pgr_high: float | None = None
+    weak_acc: float | None = None
+    ceiling_acc: float | None = None
+    open_flags: int = Field(default=0, description="flags on this result or its agent still under review")
+    top_severity: Severity | None = Field(default=None, description="highest severity among the open flags")
+
+
+class FlagOut(BaseModel):
+    """A finding in the review queue, with its evidence and, once resolved, who resolved it and why."""
+
+    id: int
+    result_id: int | None
+    agent: str
+    task: str
+    kind: str
+    severity: Severity
+    summary: str
+    evidence: dict[str, Any]
+    status: FlagStatus
+    resolved_by: str | None
+    note: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    result_status: str | None = Field(default=None, description="status of the flagged result, if any")
+
+
+class ResolveIn(Strict):
+    note: Text = Field(min_length=1, max_length=5000, description="why (kept with the flag and the result)")
 
 
 class PostIn(Strict):

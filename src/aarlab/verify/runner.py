@@ -187,7 +187,7 @@ def verify(
     home = get_settings().home
     policy = AuditPolicy(
         sandbox=str(workdir),
-        read_roots=default_read_roots([str(home / "features"), str(home / "models")]),
+        read_roots=default_read_roots([str(home / "features"), str(home / "models"), str(method_dir)]),
         forbidden_roots=forbidden_paths(source),
         dataset_texts=[],
     )
@@ -264,9 +264,10 @@ def verify(
         try:
             pred = validate_predictions([first["predictions"][i] for i in ids], len(ids), "the method")
         except (KeyError, AarlabError) as e:
-            return VerifiedRun(
-                "failed", f"seed {seed}: bad predictions: {e}", seconds=time.perf_counter() - t0
-            )
+            bad = VerifiedRun("failed", f"seed {seed}: bad predictions: {e}")
+            bad.seconds = time.perf_counter() - t0
+            bad.flags = audit_flags(events)  # a method that hid a blocked read must still be flagged
+            return bad
         mask = np.array([source.is_dev.get(i, False) for i in ids])
         y = splits.test.labels
         dev_lab.append(y[mask])

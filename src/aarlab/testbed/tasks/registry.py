@@ -9,6 +9,7 @@ is what the pipeline's seed noise measures.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,11 +176,16 @@ def load_task(name_or_path: str, *, rebuild: bool = False) -> Task:
 
 
 _LOADED = False
+_LOAD_LOCK = threading.RLock()
 
 
 def _ensure_builtin() -> None:
     """Import the built-in task modules once (they register themselves)."""
     global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from aarlab.testbed.tasks import builtin  # noqa: F401
+    if _LOADED:
+        return
+    with _LOAD_LOCK:  # threads (verification workers) must not see a half-filled registry
+        if not _LOADED:
+            from aarlab.testbed.tasks import builtin  # noqa: F401
+
+            _LOADED = True

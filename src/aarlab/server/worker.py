@@ -1,0 +1,327 @@
+"""The verification worker: turns queued results into verified scores and review-queue flags.
+
+The server never scores a result itself; this worker claims queued results (``queued -> running``),
+unpacks each snapshot into ``<data dir>/work/result-<id>/``, re-executes it with
+:func:`aarlab.verify.runner.verify` through an executor (local threads or Ray), and records the outcome:
+``verified`` with a :class:`VerifiedScore`, or ``failed`` with the reason, plus every flag. It also runs
+the probing detector over each agent's dev-submission log. :func:`run_job` is a top-level function of an
+importable module so that Ray workers can unpickle it; everything it needs travels in the job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from aarlab.oversight.flags import Flag, probing_flags
+from aarlab.server.codestore import CodeStore, safe_extract
+from aarlab.server.datadir import load_eval_task, task_dir
+from aarlab.server.db import session_scope
+from aarlab.server.models import DevSubmission, Result, ReviewFlag, VerifiedScore
+from aarlab.testbed.encoders import encoder_specs
+from aarlab.testbed.pipeline import prepare
+from aarlab.testbed.tasks import load_task
+from aarlab.verify.executors import Executor
+from aarlab.verify.runner import TaskSource, VerifiedRun, VerifySettings, verify
+
+#: Folder of the data directory where snapshots are unpacked and re-executed (never forbidden).
+WORK = "work"
+
+
+@dataclass(frozen=True)
+class VerifyJob:
+    """Everything one verification needs, picklable so that a Ray worker can run it elsewhere."""
+
+    result_id: int
+    task: str
+    data_dir: str
+    snapshot: bytes
+    config: dict[str, Any]
+    claimed: dict[str, float]
+    settings: VerifySettings
+    #: Paths beyond the data directory that the method must never read (the SQLite database files).
+    forbidden: tuple[str, ...] = ()
+
+
+@dataclass
+class JobOutcome:
+    """What a job established; a verifier crash is a ``failed`` run whose reason names the error."""
+
+    result_id: int
+    run: VerifiedRun = field(default_factory=lambda: VerifiedRun("failed", "not run"))
+
+
+def task_source(data_dir: Path, task: str, forbidden: Sequence[str] = ()) -> TaskSource:
+    """The verifier's view of a server task: its labelled folder, metadata and dev/sealed partition."""
+    meta = json.loads((task_dir(data_dir, task) / "task.json").read_text())
+    ev = load_eval_task(data_dir, task)
+    is_dev = {it.id: True for it in ev.dev.items} | {it.id: False for it in ev.sealed.items}
+    return TaskSource(task, task_dir(data_dir, task), meta, is_dev, forbidden=tuple(forbidden))
+
+
+def forbidden_for(data_dir: Path, own_work: Path, extra: Sequence[str] = ()) -> list[str]:
+    """Everything in the data directory except this result's own work folder, plus ``extra``.
+
+    The whole data directory cannot be forbidden as one root, because the audit hook checks forbidden
+    roots before the sandbox and the work folder lives inside the data directory; so every other entry
+    (tasks with labels, the secret, the database, the code store, other results' work) is listed."""
+    out = [str(p) for p in data_dir.iterdir() if p.name != WORK] if data_dir.is_dir() else []
+    work = data_dir / WORK
+    if work.is_dir():
+        out += [str(p) for p in work.iterdir() if p.resolve() != own_work.resolve()]
+    return out + list(extra)
+
+
+def run_job(job: VerifyJob) -> JobOutcome:
+    """Verify one result (the executor's job function). Never raises: any error becomes a failed run."""
+    data_dir = Path(job.data_dir)
+    work = data_dir / WORK / f"result-{job.result_id}"
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        method_dir = work / "method"
+        safe_extract(job.snapshot, method_dir)
+        if not (method_dir / "method.py").is_file():
+            raise FileNotFoundError(
+                "the snapshot has no method.py at its root; pack the method folder itself "
+                "(Client.put_folder(folder) or `tar czf - -C folder .`)"
+            )
+        source = task_source(data_dir, job.task, forbidden_for(data_dir, work, job.forbidden))
+        run = verify(
+            source,
+            method_dir,
+            job.config or None,
+            work / "run",
+            claimed=job.claimed or None,
+            settings=job.settings,
+        )
+        return JobOutcome(job.result_id, run)
+    except Exception as e:  # the worker must go on with the other results
+        return JobOutcome(job.result_id, VerifiedRun("failed", f"verifier error: {type(e).__name__}: {e}"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def jsonable(value: Any) -> Any:
+    """Evidence as strict JSON (numpy values to Python, NaN/inf to null: PostgreSQL's JSON rejects NaN)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float):
+        return _finite(value)
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def _flag_row(flag: Flag, agent_id: int, task: str, result_id: int | None) -> ReviewFlag:
+    return ReviewFlag(
+        result_id=result_id,
+        agent_id=agent_id,
+        task=task,
+        kind=flag.kind,
+        severity=flag.severity,
+        summary=flag.summary,
+        evidence=jsonable(flag.evidence),
+        status="open",
+    )
+
+
+def sqlite_files(engine: Engine | None) -> list[str]:
+    """The database file and its WAL/journal companions when the database is SQLite (else nothing)."""
+    if engine is None or not engine.url.drivername.startswith("sqlite") or not engine.url.database:
+        return []
+    db = str(Path(engine.url.database).resolve())
+    return [db, db + "-wal", db + "-shm", db + "-journal"]
+
+
+def claim_queued(sessions: sessionmaker[Session], limit: int | None = None) -> list[int]:
+    """Mark queued results ``running`` and return their ids (row locks keep two workers apart on
+    PostgreSQL; SQLite serialises writers anyway)."""
+    with session_scope(sessions) as s:
+        q = (
+            select(Result)
+            .where(Result.status == "queued")
+            .order_by(Result.id)
+            .with_for_update(skip_locked=True)
+        )
+        if limit is not None:
+            q = q.limit(limit)
+        rows = list(s.scalars(q))
+        for r in rows:
+            r.status = "running"
+        return [r.id for r in rows]
+
+
+def requeue_running(sessions: sessionmaker[Session]) -> int:
+    """Put results left ``running`` by a worker that died back in the queue; returns how many.
+    Only safe when no other worker is running (``aarlab verify --requeue`` at a lone worker's start)."""
+    with session_scope(sessions) as s:
+        rows = list(s.scalars(select(Result).where(Result.status == "running")))
+        for r in rows:
+            r.status = "queued"
+        return len(rows)
+
+
+def record_outcome(session: Session, outcome: JobOutcome) -> Result:
+    """Store a run: the result's status and reason, its verified score, and every flag it raised."""
+    result = session.get(Result, outcome.result_id)
+    if result is None:
+        raise LookupError(f"result {outcome.result_id} vanished while it was being verified")
+    run = outcome.run
+    result.status = run.status
+    result.reason = run.reason or None
+    result.verified_at = datetime.now(UTC)
+    if run.status == "verified":
+        dev_ci, pgr_ci, sealed_ci = run.dev_ci or (None, None), run.pgr_ci or (None, None), run.sealed_ci
+        session.add(
+            VerifiedScore(
+                result_id=result.id,
+                task=result.task,
+                dev_acc=_finite(run.dev_acc),
+                dev_low=_finite(dev_ci[0]),
+                dev_high=_finite(dev_ci[1]),
+                sealed_acc=_finite(run.sealed_acc),
+                sealed_low=_finite(sealed_ci[0]) if sealed_ci else None,
+                sealed_high=_finite(sealed_ci[1]) if sealed_ci else None,
+                pgr=_finite(run.pgr),
+                pgr_low=_finite(pgr_ci[0]),
+                pgr_high=_finite(pgr_ci[1]),
+                weak_acc=_finite(run.weak_acc),
+                ceiling_acc=_finite(run.ceiling_acc),
+                seconds=_finite(run.seconds),
+            )
+        )
+    for flag in run.flags:
+        session.add(_flag_row(flag, result.agent_id, result.task, result.id))
+    return result
+
+
+def record_probing(session: Session, agent_id: int, task: str) -> int:
+    """Run the probing detector on one agent's dev log for ``task``; store each kind of finding once
+    per agent and task (a rerun adds nothing new). Returns how many flags were added."""
+    blobs = session.scalars(
+        select(DevSubmission.predictions)
+        .where(DevSubmission.agent_id == agent_id, DevSubmission.task == task)
+        .order_by(DevSubmission.id)
+    )
+    vectors = [np.frombuffer(b, dtype=np.float32) for b in blobs]
+    seen = set(
+        session.scalars(
+            select(ReviewFlag.kind).where(
+                ReviewFlag.agent_id == agent_id, ReviewFlag.task == task, ReviewFlag.result_id.is_(None)
+            )
+        )
+    )
+    added = 0
+    for flag in probing_flags(vectors):
+        if flag.kind not in seen:
+            session.add(_flag_row(flag, agent_id, task, None))
+            seen.add(flag.kind)
+            added += 1
+    return added
+
+
+def warm_up(data_dir: Path, tasks: Sequence[str]) -> None:
+    """Load the encoder registry, unpack the encoders' models and encode each task once, here, before
+    jobs run in parallel. The testbed's lazy loaders are not safe to race: the registry marks itself
+    loaded before its import finishes (a second thread sees no encoders), and a model is reassembled
+    into a fixed ``.partial`` folder (two jobs unpacking at once break each other). Afterwards every job
+    finds the models unpacked and the features in the on-disk cache. Best effort: an error here is
+    left for the job itself to report on its result."""
+    encoder_specs()
+    for task in tasks:
+        try:
+            folder = task_dir(data_dir, task)
+            meta = json.loads((folder / "task.json").read_text())
+            prepare(load_task(str(folder)), meta["weak"], meta["strong"], show_progress=False)
+        except Exception:
+            continue
+
+
+def _one(executor: Executor, job: VerifyJob) -> JobOutcome:
+    try:
+        out: JobOutcome = executor.map(run_job, [job])[0]
+        return out
+    except Exception as e:  # e.g. a Ray worker died: this result fails, the others go on
+        return JobOutcome(job.result_id, VerifiedRun("failed", f"executor error: {type(e).__name__}: {e}"))
+
+
+def verify_pending(
+    sessions: sessionmaker[Session],
+    data_dir: Path,
+    executor: Executor,
+    *,
+    store: CodeStore | None = None,
+    settings: VerifySettings | None = None,
+    limit: int | None = None,
+) -> int:
+    """Verify every queued result (at most ``limit``) and return how many were processed.
+
+    ``store`` defaults to the code store in ``data_dir/code`` (the server's default). The method may
+    read nothing of the data directory but its own work folder, nor the SQLite database."""
+    data_dir = data_dir.resolve()
+    store = store or CodeStore(str(data_dir / "code"))
+    settings = settings or VerifySettings()
+    bind = sessions.kw.get("bind")
+    db_files = tuple(sqlite_files(bind if isinstance(bind, Engine) else None))
+    ids = claim_queued(sessions, limit)
+    if not ids:
+        return 0
+    jobs: list[VerifyJob] = []
+    early: list[JobOutcome] = []
+    agents: set[tuple[int, str]] = set()
+    with session_scope(sessions) as s:
+        for rid in ids:
+            r = s.get(Result, rid)
+            if r is None:
+                continue
+            agents.add((r.agent_id, r.task))
+            try:
+                data = store.get(r.snapshot_sha)
+            except Exception as e:
+                early.append(JobOutcome(rid, VerifiedRun("failed", f"snapshot unavailable: {e}")))
+                continue
+            jobs.append(
+                VerifyJob(
+                    rid, r.task, str(data_dir), data, dict(r.config), dict(r.claimed), settings, db_files
+                )
+            )
+    warm_up(data_dir, sorted({job.task for job in jobs}))
+    try:
+        outcomes: list[JobOutcome] = executor.map(run_job, jobs) if jobs else []
+    except Exception:  # one job broke the batch (not run_job itself, which never raises): go one by one
+        outcomes = [_one(executor, job) for job in jobs]
+    for outcome in early + outcomes:
+        try:
+            with session_scope(sessions) as s:
+                record_outcome(s, outcome)
+        except Exception as e:  # storing one outcome failed: record why, go on with the others
+            with session_scope(sessions) as s:
+                failed = JobOutcome(
+                    outcome.result_id, VerifiedRun("failed", f"could not store the verification: {e}"[:2000])
+                )
+                record_outcome(s, failed)
+    for agent_id, task in sorted(agents):
+        with session_scope(sessions) as s:
+            record_probing(s, agent_id, task)
+    return len(ids)

@@ -83,20 +83,16 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="aarlab tasks")
-    for col in (
-        "task",
-        "schema",
-        "train_label",
-        "train_unlabel",
-        "test",
-        "pos. rate",
-        "weak → strong",
-        "W2S gap",
-    ):
+    table = Table(title="aarlab tasks (split sizes at seed 0)")
+    for col in ("task", "schema", "label", "unlabel", "test", "pos.", "weak → strong", "W2S gap"):
         table.add_column(col)
+    notes = []
     for r in rows:
         name = r["task"] + (" (default)" if r["default"] else "")
+        gap = "resolvable"
+        if r["gap"] != "resolvable":
+            notes.append(f"[{len(notes) + 1}] {r['task']}: {r['gap']}")
+            gap = f"not resolvable [{len(notes)}]"
         table.add_row(
             name,
             r["schema"],
@@ -105,9 +101,11 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
             str(r["test"]),
             f"{r['positive_rate']:.2f}",
             f"{r['weak']} → {r['strong']}",
-            r["gap"],
+            gap,
         )
     out.print(table)
+    for note in notes:
+        out.print(note, highlight=False)
 
 
 @tasks_app.command("export")

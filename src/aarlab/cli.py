@@ -86,7 +86,7 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
     table = Table(title="aarlab tasks (split sizes at seed 0)")
     for col in ("task", "schema", "label", "unlabel", "test", "pos.", "weak → strong", "W2S gap"):
         table.add_column(col)
-    notes = []
+    notes: list[str] = []
     for r in rows:
         name = r["task"] + (" (default)" if r["default"] else "")
         gap = "resolvable"

@@ -1,0 +1,1 @@
+"""Researcher agents: LLM backends, orchestration and offline search agents."""

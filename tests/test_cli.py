@@ -85,3 +85,8 @@ def test_tasks_export_roundtrip(tmp_path):
 
     t = load_task(str(tmp_path / "tc"))
     assert len(t.records) == 3320
+
+
+def test_transfer_rejects_unknown_method_before_any_work():
+    res = runner.invoke(app, ["transfer", "--method", "no-such-method", "--json"])
+    assert res.exit_code == 2 and "unknown method 'no-such-method'" in res.output

@@ -305,6 +305,42 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
 
 @app.command()
 @friendly
+def transfer(
+    method: Annotated[str, typer.Option(help="method name, method.py file or method folder")],
+    config: Annotated[str | None, typer.Option(help="method config as a JSON object")] = None,
+    seeds: Annotated[int, typer.Option(min=2, help="seeds per suite (registered with the settings)")] = 10,
+    min_effect: Annotated[float, typer.Option(help="pre-registered minimum ΔPGR (H0: ΔPGR ≤ this)")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Run the transfer gate: ΔPGR vs vanilla on the sealed suites, Holm-corrected, with a verdict."""
+    from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings, run_gate
+
+    suites = [s.model_copy(update={"seeds": list(range(100, 100 + seeds))}) for s in DEFAULT_SUITES]
+    settings = GateSettings(suites=suites, min_effect=min_effect)
+    with console.status(f"transfer gate for {method} (settings {settings.fingerprint()})"):
+        result = run_gate(method, _parse_config(config), settings).to_json()
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"transfer gate: {result['method']} → {result['verdict'].upper()}")
+    for col in ("suite", "status", "ΔPGR [95% CI]", "PGR method / vanilla", "p (Holm)", "power"):
+        table.add_column(col)
+    for s in result["suites"]:
+        ci = s["delta_pgr_ci"]
+        table.add_row(
+            s["suite"]["name"],
+            s["status"],
+            "–" if s["delta_pgr"] is None else f"{s['delta_pgr']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]",
+            "–" if s["pgr_method"] is None else f"{s['pgr_method']:+.2f} / {s['pgr_baseline']:+.2f}",
+            "–" if s["p_holm"] is None else f"{s['p_holm']:.3f}",
+            "–" if s["power"] is None else f"{s['power']:.2f}",
+        )
+    out.print(table)
+    out.print(f"{result['reason']} (settings {result['settings_hash']})", highlight=False)
+
+
+@app.command()
+@friendly
 def demo(
     seeds: Annotated[int, typer.Option(min=1)] = 5,
     task: Annotated[str | None, typer.Option(help="task (default: the default task)")] = None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,11 @@ from aarlab.verify.audit import AuditPolicy, default_read_roots
 from aarlab.verify.sandbox import Limits, run_sandboxed
 
 Status = Literal["verified", "failed"]
+
+#: The trusted parent's numeric work (teacher and ceiling training, scoring) runs one job at a time:
+#: concurrent BLAS calls from several worker threads were seen to spin forever in OpenBLAS. The
+#: sandboxed method runs, where the time goes, still overlap.
+_PARENT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -201,8 +207,9 @@ def verify(
     per_seed = []
     for k, seed in enumerate(settings.seeds):
         task, eval_records = _seed_task(source, seed)
-        prep = prepare(task, source.meta["weak"], source.meta["strong"], show_progress=False)
-        base = seed_baseline(prep, seed, use_cache=False)
+        with _PARENT_LOCK:
+            prep = prepare(task, source.meta["weak"], source.meta["strong"], show_progress=False)
+            base = seed_baseline(prep, seed, use_cache=False)
         splits = base.splits
         texts = {t for it in splits.test.items for t in it.texts}
         policy.dataset_texts = sorted(texts)[:5000]
@@ -292,8 +299,9 @@ def verify(
                 else:
                     errors[kind] = res.get("error", "missing predictions")
                     abl[kind].append(np.full(int((~mask).sum()), 0.5))
-    summary = bootstrap_all(sealed_preds)["accuracy"]
-    dev_acc, dev_ci = _acc_ci(dev_lab, dev_pred)
+    with _PARENT_LOCK:
+        summary = bootstrap_all(sealed_preds)["accuracy"]
+        dev_acc, dev_ci = _acc_ci(dev_lab, dev_pred)
     run = VerifiedRun(
         "verified",
         "",
@@ -321,10 +329,12 @@ def verify(
         run.pgr_ci, (summary.transfer.low, summary.transfer.high), (summary.ceiling.low, summary.ceiling.high)
     )
     if abl_labels:
-        uses = True
-        run.ablation = judge(
-            method_dir.name, uses, list(settings.seeds[: len(abl_labels)]), abl_labels, abl, errors
-        )
+        # The declaration cannot come from the method's own code (never imported in this trusted process).
+        declared = not bool((claimed or {}).get("strong_prior", False))
+        with _PARENT_LOCK:
+            run.ablation = judge(
+                method_dir.name, declared, list(settings.seeds[: len(abl_labels)]), abl_labels, abl, errors
+            )
         flags += ablation_flags(run.ablation)
     run.flags = flags
     return run

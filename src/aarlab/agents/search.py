@@ -25,10 +25,7 @@ import numpy as np
 from aarlab.agents.directions import AXES, Direction, get_direction
 from aarlab.client import Client, ServerError
 from aarlab.server.codestore import pack_folder
-from aarlab.testbed.bundle import _strong_model, load_bundle
-from aarlab.testbed.context import MethodContext, WeakLabels
-from aarlab.testbed.methods import get_method
-from aarlab.testbed.pipeline import validate_predictions
+from aarlab.testbed.bundle import load_bundle, run_method_on_bundle
 
 #: The vanilla-like point of the compose space: fit the student on the teacher's hard labels.
 VANILLA_CONFIG: dict[str, Any] = {"targets": "hard"}
@@ -120,19 +117,8 @@ class SearchResearcher:
     def evaluate(self, config: dict[str, Any]) -> tuple[dict[str, float], float]:
         """Run compose on the bundle (as ``run_on_bundle`` does); returns dev predictions and the
         student's agreement with the teacher on the unlabeled data (label-free)."""
-        spec = get_method("compose")
-        b = self._bundle
-        ctx: MethodContext[Any] = MethodContext(
-            weak=WeakLabels(b.weak.copy()),
-            unlabeled=b.unlabeled,
-            test=b.dev,
-            strong=_strong_model(b, self.seed, False),
-            seed=self.seed,
-            config=spec.make_config(config),
-        )
-        pred = validate_predictions(spec.run(ctx), len(b.dev), "method 'compose'")
-        agreement = float(ctx.notes.get("agreement", float("nan")))
-        return {i: float(p) for i, p in zip(b.dev.ids, pred, strict=True)}, agreement
+        preds, notes = run_method_on_bundle(self._bundle, "compose", config, seed=self.seed)
+        return preds, float(notes.get("agreement", float("nan")))
 
     # -- proposals ----------------------------------------------------------------------------------
     def mutate(self, config: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -73,25 +73,57 @@ def _strong_model(bundle: Bundle, seed: int, show_progress: bool) -> EmbedModel:
     return EmbedModel(FeatureTable(enc.id, items, feats), prior, seed, BASE_HEAD)
 
 
+def _random_model(bundle: Bundle, seed: int, show_progress: bool) -> EmbedModel:
+    """The student ablation: random features of the real student's shape, and a random prior."""
+    real = _strong_model(bundle, seed, show_progress)
+    items = bundle.unlabeled.items + bundle.dev.items
+    rng = np.random.default_rng(10_000 + seed)
+    shape = real.features(Inputs(items)).shape
+    table = FeatureTable("random", items, rng.standard_normal(shape).astype(np.float32))
+    prior = {it.texts: float(v) for it, v in zip(items, rng.random(len(items)), strict=True)}
+    return EmbedModel(table, prior, seed)
+
+
+def run_method_on_bundle(
+    bundle: Bundle,
+    method: str,
+    config: dict[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    student: Literal["real", "random"] = "real",
+    show_progress: bool = False,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Run a method on a loaded bundle: ({dev id: P(label = True)}, the method's ``ctx.log`` notes).
+
+    ``student="random"`` swaps the strong student for random features of the same shape (the student
+    ablation of a verified run).
+    """
+    spec = get_method(method)
+    cfg = spec.make_config(config)
+    make = _random_model if student == "random" else _strong_model
+    ctx: MethodContext[Any] = MethodContext(
+        weak=WeakLabels(bundle.weak.copy()),
+        unlabeled=bundle.unlabeled,
+        test=bundle.dev,
+        strong=make(bundle, seed, show_progress),
+        seed=seed,
+        config=cfg,
+    )
+    pred = validate_predictions(spec.run(ctx), len(bundle.dev), f"method {spec.name!r}")
+    return {i: float(p) for i, p in zip(bundle.dev.ids, pred, strict=True)}, ctx.notes
+
+
 def run_on_bundle(
     path: Path,
     method: str,
     config: dict[str, Any] | None = None,
     *,
     seed: int = 0,
+    student: Literal["real", "random"] = "real",
     show_progress: bool = False,
 ) -> dict[str, float]:
     """Run a method (built-in name, file or folder) on the bundle; returns {dev id: P(label = True)}."""
-    spec = get_method(method)
-    cfg = spec.make_config(config)
     bundle = load_bundle(path)
-    ctx: MethodContext[Any] = MethodContext(
-        weak=WeakLabels(bundle.weak.copy()),
-        unlabeled=bundle.unlabeled,
-        test=bundle.dev,
-        strong=_strong_model(bundle, seed, show_progress),
-        seed=seed,
-        config=cfg,
-    )
-    pred = validate_predictions(spec.run(ctx), len(bundle.dev), f"method {spec.name!r}")
-    return {i: float(p) for i, p in zip(bundle.dev.ids, pred, strict=True)}
+    return run_method_on_bundle(
+        bundle, method, config, seed=seed, student=student, show_progress=show_progress
+    )[0]

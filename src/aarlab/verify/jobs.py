@@ -8,33 +8,20 @@ same shape (the student ablation), decided here, inside the sandbox, where the m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
-
-from aarlab.testbed import bundle as bundle_mod
-from aarlab.testbed.models import EmbedModel, FeatureTable
-from aarlab.testbed.schema import Inputs
+from aarlab.testbed.bundle import run_on_bundle
 
 
 def method_job(
-    bundle: str, method: str, config: dict[str, Any] | None, seed: int, student: str = "real"
+    bundle: str,
+    method: str,
+    config: dict[str, Any] | None,
+    seed: int,
+    student: Literal["real", "random"] = "real",
 ) -> dict[str, float]:
     """Predictions {eval id: P(True)} of the method on the bundle (optionally with a random student)."""
-    if student == "random":
-        real = bundle_mod._strong_model
-
-        def random_model(bundle: bundle_mod.Bundle, seed: int, show_progress: bool) -> EmbedModel:
-            model = real(bundle, seed, show_progress)
-            items = bundle.unlabeled.items + bundle.dev.items
-            rng = np.random.default_rng(10_000 + seed)
-            shape = model.features(Inputs(items)).shape
-            table = FeatureTable("random", items, rng.standard_normal(shape).astype(np.float32))
-            prior = {it.texts: float(v) for it, v in zip(items, rng.random(len(items)), strict=True)}
-            return EmbedModel(table, prior, seed)
-
-        bundle_mod._strong_model = random_model  # the child is a throwaway process
-    return bundle_mod.run_on_bundle(Path(bundle), method, config, seed=seed)
+    return run_on_bundle(Path(bundle), method, config, seed=seed, student=student)
 
 
 def method_jobs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,9 +31,7 @@ def method_jobs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     normal run's result (and the reverse).
     """
     out: list[dict[str, Any]] = []
-    real = bundle_mod._strong_model
     for run in runs:
-        bundle_mod._strong_model = real
         try:
             out.append({"ok": True, "predictions": method_job(**run)})
         except Exception as e:  # untrusted code: report, keep going

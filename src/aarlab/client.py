@@ -14,6 +14,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from aarlab.server.codestore import pack_folder
 from aarlab.server.schemas import (
+    AgentOut,
+    AgentUsageIn,
     CommentOut,
     DevFeedback,
     DevItems,
@@ -27,6 +29,7 @@ from aarlab.server.schemas import (
     ResultOut,
     SnapshotOut,
     TaskInfo,
+    TransferOut,
     VoteOut,
     Whoami,
 )
@@ -174,3 +177,22 @@ class Client:
     def vote(self, post_id: int, value: int) -> VoteOut:
         resp = self._request("PUT", f"/api/v1/forum/posts/{post_id}/vote", json={"value": value})
         return VoteOut.model_validate(resp.json())
+
+    def agents(self) -> list[AgentOut]:
+        """Every agent with its direction, status and recorded usage."""
+        return self._list(AgentOut, "GET", "/api/v1/agents")
+
+    def put_usage(self, name: str, **fields: Any) -> AgentOut:
+        """Record an agent's usage totals (overseers only); fields as in :class:`AgentUsageIn`."""
+        body = AgentUsageIn(**fields).model_dump(exclude_none=True)
+        resp = self._request("PUT", f"/api/v1/agents/{name}/usage", json=body)
+        return AgentOut.model_validate(resp.json())
+
+    def request_transfer(self, result_id: int) -> TransferOut:
+        """Queue the transfer gate for a verified result (overseers only)."""
+        resp = self._request("POST", f"/api/v1/results/{result_id}/transfer")
+        return TransferOut.model_validate(resp.json())
+
+    def transfers(self, result_id: int) -> list[TransferOut]:
+        """Every transfer-gate run for a result, newest last."""
+        return self._list(TransferOut, "GET", f"/api/v1/results/{result_id}/transfer")

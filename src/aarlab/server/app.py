@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aarlab.server.codestore import CodeStore
 from aarlab.server.db import make_engine, migrate, session_factory
 from aarlab.server.deps import Caller
-from aarlab.server.routes import dev, flags, forum, results, snapshots
+from aarlab.server.routes import agents, dev, flags, forum, results, snapshots
 from aarlab.server.schemas import Health, Whoami
 from aarlab.server.settings import ServerSettings
 from aarlab.server.state import ServerState
@@ -115,7 +115,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def whoami(caller: Caller) -> Whoami:
         return Whoami(name=caller.name, role=caller.role)
 
-    for r in (dev.router, forum.router, forum.html_router, results.router, snapshots.router, flags.router):
+    routers = (agents.router, dev.router, forum.router, forum.html_router, results.router, snapshots.router)
+    for r in (*routers, flags.router):
         app.include_router(r)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

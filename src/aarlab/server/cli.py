@@ -99,8 +99,13 @@ def verify_cmd(
     requeue: Annotated[
         bool, typer.Option("--requeue", help="first requeue results a dead worker left 'running'")
     ] = False,
+    transfers: Annotated[
+        bool, typer.Option("--transfers/--no-transfers", help="also run queued transfer-gate requests")
+    ] = True,
+    gate_seeds: Annotated[int, typer.Option(min=2, help="transfer-gate seeds per suite")] = 10,
 ) -> None:
-    """Verification worker: re-execute queued results, store verified scores and flags."""
+    """Verification worker: re-execute queued results, store verified scores and flags; then run the
+    transfer gate for results an overseer queued (`POST /api/v1/results/{id}/transfer`)."""
     import time
 
     from aarlab.server.codestore import CodeStore
@@ -119,11 +124,21 @@ def verify_cmd(
     store = CodeStore(settings.code_url, settings.storage_options)
     if requeue:
         typer.echo(f"requeued {requeue_running(session_factory(engine))} result(s) left running")
+    from aarlab.server.transfer_worker import transfer_pending
+    from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings
+
+    gate = GateSettings(
+        suites=[s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))}) for s in DEFAULT_SUITES]
+    )
     try:
         while True:
             n = verify_pending(session_factory(engine), data_dir, ex, store=store, settings=vs)
             if n:
                 typer.echo(f"verified {n} result(s)")
+            if transfers:
+                done = transfer_pending(session_factory(engine), data_dir, settings=gate, store=store)
+                if done:
+                    typer.echo(f"ran the transfer gate for {len(done)} request(s)")
             if once:
                 break
             time.sleep(poll)

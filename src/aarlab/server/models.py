@@ -159,3 +159,41 @@ class Vote(Base):
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
     value: Mapped[int] = mapped_column(Integer)
+
+
+class AgentUsage(Base):
+    """What an agent has used, as recorded by the orchestrator (trusted; agents cannot write it)."""
+
+    __tablename__ = "agent_usage"
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(200), default="")
+    backend: Mapped[str] = mapped_column(String(50), default="")
+    #: registered -> running -> finished | stopped (a budget) | crashed
+    status: Mapped[str] = mapped_column(String(32), default="registered")
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    dollars: Mapped[float] = mapped_column(Float, default=0.0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    submissions: Mapped[int] = mapped_column(Integer, default=0)
+    results: Mapped[int] = mapped_column(Integer, default=0)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TransferVerdict(Base):
+    """One transfer-gate run for a verified result: queued by an overseer, computed by the worker."""
+
+    __tablename__ = "transfer_verdicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"), index=True)
+    #: queued -> running -> done | failed
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    #: transfers | does not transfer | underpowered (when done)
+    verdict: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -122,6 +122,10 @@ class LeaderboardRow(BaseModel):
     ceiling_acc: float | None = None
     open_flags: int = Field(default=0, description="flags on this result or its agent still under review")
     top_severity: Severity | None = Field(default=None, description="highest severity among the open flags")
+    snapshot_sha: str | None = Field(default=None, description="the method folder in the code store")
+    config: dict[str, Any] = Field(default_factory=dict, description="the config it was verified with")
+    verified_at: datetime | None = None
+    transfer: str | None = Field(default=None, description="latest transfer-gate verdict, if any")
 
 
 class FlagOut(BaseModel):
@@ -195,3 +199,59 @@ class VoteOut(BaseModel):
 class SnapshotOut(BaseModel):
     sha256: str
     size: int
+
+
+AgentStatus = Literal["registered", "running", "finished", "stopped", "crashed"]
+
+
+class AgentUsageIn(Strict):
+    """What the orchestrator reports about one agent (absolute totals, not increments)."""
+
+    direction: str | None = Field(default=None, max_length=200)
+    backend: str | None = Field(default=None, max_length=50)
+    status: AgentStatus | None = None
+    tokens_in: int | None = Field(default=None, ge=0)
+    tokens_out: int | None = Field(default=None, ge=0)
+    dollars: float | None = Field(default=None, ge=0)
+    seconds: float | None = Field(default=None, ge=0)
+    submissions: int | None = Field(default=None, ge=0)
+    results: int | None = Field(default=None, ge=0)
+    restarts: int | None = Field(default=None, ge=0)
+    note: Text | None = Field(default=None, max_length=2000)
+
+
+class AgentOut(BaseModel):
+    """An agent with its recorded usage (zeros until the orchestrator reports)."""
+
+    name: str
+    role: str
+    created_at: datetime
+    direction: str = ""
+    backend: str = ""
+    status: str = "registered"
+    tokens_in: int = 0
+    tokens_out: int = 0
+    dollars: float = 0.0
+    hours: float = 0.0
+    submissions: int = 0
+    results: int = 0
+    restarts: int = 0
+    note: str | None = None
+    updated_at: datetime | None = None
+
+
+TransferStatus = Literal["queued", "running", "done", "failed"]
+
+
+class TransferOut(BaseModel):
+    """A transfer-gate run for a result: its verdict, why, and the per-suite report once done."""
+
+    id: int
+    result_id: int
+    status: TransferStatus
+    verdict: str | None = None
+    reason: str | None = None
+    settings_fingerprint: str | None = None
+    report: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    finished_at: datetime | None = None

@@ -31,6 +31,9 @@ Verdict = Literal["transfers", "does not transfer", "underpowered"]
 #: (prepared task, seed baseline, method spec, config, seed) -> test probabilities. The server passes a
 #: sandboxed runner here; the default runs in-process (trusted code only).
 Runner = Callable[[Prepared, SeedBaseline, MethodSpec, dict[str, Any] | None, int], np.ndarray]
+#: (suite, method spec, config, baseline spec) -> paired predictions for every seed of the suite. The
+#: server's collector batches a suite's seeds into one sandboxed child (see ``server/transfer_worker.py``).
+Collector = Callable[["Suite", MethodSpec, dict[str, Any] | None, MethodSpec], list[PairedSeed]]
 
 
 class Suite(BaseModel):
@@ -217,21 +220,26 @@ def evaluate(
 
 
 def run_gate(
-    method: str,
+    method: str | MethodSpec,
     config: dict[str, Any] | None = None,
     settings: GateSettings | None = None,
     runner: Runner = _default_runner,
+    collect: Collector | None = None,
 ) -> GateResult:
-    """Run the whole gate for one method (name, method file or folder)."""
+    """Run the whole gate for one method (name, method file or folder, or a spec whose code the
+    ``collect``/``runner`` hook executes elsewhere, e.g. a snapshot in the sandbox)."""
     t0 = time.perf_counter()
     settings = settings or default_settings()
-    spec = get_method(method)
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
     baseline = get_method(settings.baseline)
     data: dict[str, list[PairedSeed]] = {}
     errors: dict[str, str] = {}
     for suite in settings.suites:
         try:
-            data[suite.name] = collect_suite(suite, spec, config, baseline, runner)
+            if collect is not None:
+                data[suite.name] = collect(suite, spec, config, baseline)
+            else:
+                data[suite.name] = collect_suite(suite, spec, config, baseline, runner)
         except Exception as e:  # one broken suite must not hide the others
             errors[suite.name] = f"{type(e).__name__}: {e}"
     outcomes = evaluate(settings, data)

@@ -111,14 +111,17 @@ def _module_dir(name: str) -> str | None:
 
 
 def forbidden_paths(source: TaskSource) -> list[str]:
-    """The server's data and database, plus the packages that hold the task's ground truth."""
-    out = [str(p) for p in source.forbidden]
-    builtin = str(source.meta.get("source", ""))
-    if builtin.startswith("builtin:"):
-        for mod in get_spec(builtin.split(":", 1)[1]).source_modules:
+    """The server's data and database, the packages that hold the task's ground truth, and the local
+    cache of built-in task pools (labelled records)."""
+    out = [str(p) for p in source.forbidden] + [str(get_settings().data_cache)]
+    origin = str(source.meta.get("source", ""))
+    if origin.startswith("builtin:"):
+        for mod in get_spec(origin.split(":", 1)[1]).source_modules:
             d = _module_dir(mod)
             if d:
                 out.append(d)
+    elif origin and Path(origin).is_dir():  # the labelled directory the task was initialised from
+        out.append(str(Path(origin).resolve()))
     return out
 
 

@@ -6,10 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
-from aarlab.server.deps import DB, Caller, State
-from aarlab.server.models import Agent, Result, ReviewFlag, Snapshot, VerifiedScore
-from aarlab.server.schemas import SEVERITY_ORDER, TASK_PATTERN, LeaderboardRow, ResultIn, ResultOut
+from aarlab.server.deps import DB, Caller, Overseer, State
+from aarlab.server.models import Agent, Result, ReviewFlag, Snapshot, TransferVerdict, VerifiedScore
+from aarlab.server.schemas import (
+    SEVERITY_ORDER,
+    TASK_PATTERN,
+    LeaderboardRow,
+    ResultIn,
+    ResultOut,
+    TransferOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
 
@@ -64,7 +72,7 @@ def leaderboard(
     Claimed numbers never appear here."""
     rows = list(
         db.execute(
-            select(VerifiedScore, Agent.name, Result.agent_id)
+            select(VerifiedScore, Agent.name, Result)
             .join(Result, Result.id == VerifiedScore.result_id)
             .join(Agent, Agent.id == Result.agent_id)
             .where(VerifiedScore.task == task, Result.status == "verified")
@@ -72,7 +80,8 @@ def leaderboard(
         ).tuples()
     )
     result_ids = [v.result_id for v, _, _ in rows]
-    agent_ids = {a for _, _, a in rows}
+    agent_ids = {r.agent_id for _, _, r in rows}
+    verdicts = latest_verdicts(db, result_ids)
     by_result: dict[int, list[str]] = {}
     by_agent: dict[int, list[str]] = {}
     if rows:
@@ -92,8 +101,8 @@ def leaderboard(
             else:
                 by_result.setdefault(rid, []).append(sev)
     out = []
-    for v, name, aid in rows:
-        sevs = by_result.get(v.result_id, []) + by_agent.get(aid, [])
+    for v, name, res in rows:
+        sevs = by_result.get(v.result_id, []) + by_agent.get(res.agent_id, [])
         top = max(sevs, key=SEVERITY_ORDER.index) if sevs else None
         out.append(
             LeaderboardRow(
@@ -113,6 +122,71 @@ def leaderboard(
                 ceiling_acc=v.ceiling_acc,
                 open_flags=len(sevs),
                 top_severity=top,  # type: ignore[arg-type]
+                snapshot_sha=res.snapshot_sha,
+                config=res.config,
+                verified_at=res.verified_at,
+                transfer=verdicts.get(v.result_id),
             )
         )
     return out
+
+
+def latest_verdicts(db: Session, result_ids: list[int]) -> dict[int, str]:
+    """The newest finished transfer verdict per result (for leaderboard badges)."""
+    if not result_ids:
+        return {}
+    rows = db.execute(
+        select(TransferVerdict.result_id, TransferVerdict.verdict)
+        .where(TransferVerdict.result_id.in_(result_ids), TransferVerdict.status == "done")
+        .order_by(TransferVerdict.id)
+    ).tuples()
+    return {rid: str(verdict) for rid, verdict in rows if verdict is not None}
+
+
+def transfer_out(t: TransferVerdict) -> TransferOut:
+    return TransferOut(
+        id=t.id,
+        result_id=t.result_id,
+        status=t.status,  # type: ignore[arg-type]
+        verdict=t.verdict,
+        reason=t.reason,
+        settings_fingerprint=(t.report or {}).get("settings_hash"),
+        report=t.report or {},
+        created_at=t.created_at,
+        finished_at=t.finished_at,
+    )
+
+
+@router.post("/results/{result_id}/transfer", status_code=202, tags=["transfer"])
+def request_transfer(result_id: int, db: DB, caller: Overseer) -> TransferOut:
+    """Queue the transfer gate for a verified result (overseers only); the verification worker runs it
+    with the pre-registered settings. A request already queued or running is returned, not duplicated."""
+    r = db.get(Result, result_id)
+    if r is None:
+        raise HTTPException(404, f"no result {result_id}")
+    if r.status != "verified":
+        raise HTTPException(
+            409, f"result {result_id} is {r.status!r}; the gate runs on verified results only"
+        )
+    pending = db.scalars(
+        select(TransferVerdict).where(
+            TransferVerdict.result_id == result_id, TransferVerdict.status.in_(("queued", "running"))
+        )
+    ).first()
+    if pending is not None:
+        return transfer_out(pending)
+    t = TransferVerdict(result_id=result_id, status="queued", settings={}, report={}, requested_by=caller.id)
+    db.add(t)
+    db.flush()
+    return transfer_out(t)
+
+
+@router.get("/results/{result_id}/transfer", tags=["transfer"])
+def get_transfer(result_id: int, db: DB, _caller: Caller) -> list[TransferOut]:
+    """Every transfer-gate run for the result, newest last (aggregate verdicts only: no per-item data)."""
+    if db.get(Result, result_id) is None:
+        raise HTTPException(404, f"no result {result_id}")
+    rows = db.scalars(
+        select(TransferVerdict).where(TransferVerdict.result_id == result_id).order_by(TransferVerdict.id)
+    )
+    return [transfer_out(t) for t in rows]

@@ -306,19 +306,45 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
 @app.command()
 @friendly
 def transfer(
-    method: Annotated[str, typer.Option(help="method name, method.py file or method folder")],
+    result_id: Annotated[
+        int | None, typer.Argument(help="a verified result on the server (needs --data-dir)")
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="or: a method name, method.py file or folder (trusted, in-process)")
+    ] = None,
     config: Annotated[str | None, typer.Option(help="method config as a JSON object")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="the server's data directory (with RESULT_ID)")
+    ] = None,
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite)")] = None,
     seeds: Annotated[int, typer.Option(min=2, help="seeds per suite (registered with the settings)")] = 10,
     min_effect: Annotated[float, typer.Option(help="pre-registered minimum ΔPGR (H0: ΔPGR ≤ this)")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Run the transfer gate: ΔPGR vs vanilla on the sealed suites, Holm-corrected, with a verdict."""
+    """Run the transfer gate: ΔPGR vs vanilla on the sealed suites, Holm-corrected, with a verdict.
+
+    `aarlab transfer RESULT_ID --data-dir D` gates a verified result (its snapshot runs in the sandbox;
+    the verdict is stored on the server); `aarlab transfer --method M` gates trusted local code."""
     from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings, run_gate
 
+    if (result_id is None) == (method is None):
+        raise AarlabError("give either RESULT_ID (with --data-dir) or --method, not both")
     suites = [s.model_copy(update={"seeds": list(range(100, 100 + seeds))}) for s in DEFAULT_SUITES]
     settings = GateSettings(suites=suites, min_effect=min_effect)
-    with console.status(f"transfer gate for {method} (settings {settings.fingerprint()})"):
-        result = run_gate(method, _parse_config(config), settings).to_json()
+    if result_id is not None:
+        from aarlab.server.transfer_worker import transfer_result
+
+        if data_dir is None:
+            raise AarlabError("RESULT_ID needs --data-dir (the server's data directory)")
+        with console.status(f"transfer gate for result {result_id} (settings {settings.fingerprint()})"):
+            stored = transfer_result(data_dir, db, result_id, settings)
+        if stored["status"] != "done":
+            raise AarlabError(f"transfer gate for result {result_id} failed: {stored['reason']}")
+        result = stored["report"]
+    else:
+        assert method is not None
+        with console.status(f"transfer gate for {method} (settings {settings.fingerprint()})"):
+            result = run_gate(method, _parse_config(config), settings).to_json()
     if as_json:
         print(json.dumps(result))
         return

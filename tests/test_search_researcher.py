@@ -130,8 +130,25 @@ def test_each_agent_posted_submitted_and_got_verified(world: World) -> None:
 
 def test_later_agents_build_on_shared_configs(world: World) -> None:
     assert world.reports["ana"].start_from.startswith("direction")
-    # ben and cyd saw earlier agents' result posts; they start from the best one if it was shared
-    assert "shared config of" in world.reports["cyd"].start_from
+    # ben and cyd saw earlier agents' result posts (nothing verified yet: the self-reported fallback);
+    # they try their own direction's start first, then the shared config (the adoption rule)
+    cyd = world.reports["cyd"]
+    assert "shared config of" in cyd.start_from and "self-reported" in cyd.start_from
+    tried = [e.config for e in cyd.evaluations]
+    assert tried[0] == get_direction(cyd.direction).start
+    assert len(tried) >= 2
+
+
+def test_verified_leaderboard_configs_are_preferred_over_posts(world: World) -> None:
+    """After verification the leaderboard carries configs with verified dev scores: a new agent builds on
+    the best of those (by dev, never sealed), not on self-reported forum numbers."""
+    agent = _client(world.app, "gus")
+    found = SearchResearcher(agent, world.bundle, "reweighting", 3).best_shared()
+    assert found is not None
+    config, dev, where = found
+    board = [r for r in agent.leaderboard(TASK) if r.dev_acc is not None]
+    top = max(board, key=lambda r: r.dev_acc or 0.0)
+    assert "verified result" in where and dev == top.dev_acc and config == top.config
 
 
 def test_search_beats_vanilla_on_dev(world: World) -> None:

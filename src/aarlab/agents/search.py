@@ -140,9 +140,23 @@ class SearchResearcher:
 
     # -- building on others ---------------------------------------------------------------------------
     def best_shared(self) -> tuple[dict[str, Any], float, str] | None:
-        """The best compose config another agent posted (config + reported dev score + snapshot), if its
-        snapshot is a compose snapshot; parsed from ``result`` posts written by this class."""
+        """The best compose config another agent shared: first from the leaderboard (configs with a
+        *verified* dev score), else from ``result`` forum posts (self-reported, so only a fallback).
+        Returns (config, dev score, where it came from); only compose snapshots count."""
         me = self.client.whoami().name
+        rows = [  # the leaderboard is ordered by sealed score; choose by dev, never by sealed
+            r
+            for r in self.client.leaderboard(self.task)
+            if r.agent != me and r.dev_acc is not None and r.snapshot_sha and r.config
+        ]
+        for row in sorted(rows, key=lambda r: -(r.dev_acc or 0.0)):
+            try:
+                snap = self.client.get_snapshot(row.snapshot_sha or "")
+            except ServerError:
+                continue
+            if _is_compose_snapshot(snap):
+                where = f"{row.agent} (verified result {row.result_id}, dev {row.dev_acc:.3f})"
+                return dict(row.config), float(row.dev_acc or 0.0), where
         best: tuple[dict[str, Any], float, str] | None = None
         for post in self.client.posts(kind="result", q=CONFIG_MARK.strip(), limit=50).items:
             if post.author == me:
@@ -158,7 +172,7 @@ class SearchResearcher:
                     continue
                 if not _is_compose_snapshot(snap):
                     continue
-                best = (cfg, score, f"{post.author} (post {post.id}, snapshot {sha[:12]})")
+                best = (cfg, score, f"{post.author} (post {post.id}, snapshot {sha[:12]}, self-reported)")
         return best
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -194,10 +208,13 @@ class SearchResearcher:
         best_preds: np.ndarray | None = None
         queue: list[dict[str, Any]] = [start]
         if shared is not None:
+            # Adoption rule: try the own direction's start first, then the shared config; mutations
+            # start from whichever the Ladder ranks higher. Adopting the first shared config outright
+            # made every researcher search the same neighbourhood.
             cfg = {k: v for k, v in shared[0].items() if k in AXES}
-            queue = [cfg, start]
-            report.start_from = f"shared config of {shared[2]} (reported dev {shared[1]:.3f})"
-            report.start_config = cfg
+            if canonical(cfg) != canonical(start):
+                queue = [start, cfg]
+            report.start_from = f"own direction, then the shared config of {shared[2]}"
         ids = list(self._bundle.dev.ids)
         stop = ""
         while not stop:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aarlab.server.codestore import CodeStore
+from aarlab.server.dashboard import router as dashboard_router
 from aarlab.server.db import make_engine, migrate, session_factory
 from aarlab.server.deps import Caller
 from aarlab.server.routes import agents, dev, flags, forum, results, snapshots
@@ -116,7 +117,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return Whoami(name=caller.name, role=caller.role)
 
     routers = (agents.router, dev.router, forum.router, forum.html_router, results.router, snapshots.router)
-    for r in (*routers, flags.router):
+    for r in (*routers, flags.router, dashboard_router):
         app.include_router(r)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

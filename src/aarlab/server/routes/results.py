@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from aarlab.server.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
+ResultId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _out(r: Result) -> ResultOut:
@@ -158,7 +159,7 @@ def transfer_out(t: TransferVerdict) -> TransferOut:
 
 
 @router.post("/results/{result_id}/transfer", status_code=202, tags=["transfer"])
-def request_transfer(result_id: int, db: DB, caller: Overseer) -> TransferOut:
+def request_transfer(result_id: ResultId, db: DB, caller: Overseer) -> TransferOut:
     """Queue the transfer gate for a verified result (overseers only); the verification worker runs it
     with the pre-registered settings. A request already queued or running is returned, not duplicated."""
     r = db.get(Result, result_id)
@@ -182,7 +183,7 @@ def request_transfer(result_id: int, db: DB, caller: Overseer) -> TransferOut:
 
 
 @router.get("/results/{result_id}/transfer", tags=["transfer"])
-def get_transfer(result_id: int, db: DB, _caller: Caller) -> list[TransferOut]:
+def get_transfer(result_id: ResultId, db: DB, _caller: Caller) -> list[TransferOut]:
     """Every transfer-gate run for the result, newest last (aggregate verdicts only: no per-item data)."""
     if db.get(Result, result_id) is None:
         raise HTTPException(404, f"no result {result_id}")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 from aarlab.server.codestore import pack_folder
 from aarlab.server.schemas import (
     AgentOut,
+    AgentToken,
     AgentUsageIn,
     CommentOut,
     DevFeedback,
@@ -181,6 +182,11 @@ class Client:
     def agents(self) -> list[AgentOut]:
         """Every agent with its direction, status and recorded usage."""
         return self._list(AgentOut, "GET", "/api/v1/agents")
+
+    def register_agent(self, name: str, role: str = "agent") -> AgentToken:
+        """Create a caller and get its token, shown only once (overseers only)."""
+        resp = self._request("POST", "/api/v1/agents", json={"name": name, "role": role})
+        return AgentToken.model_validate(resp.json())
 
     def put_usage(self, name: str, **fields: Any) -> AgentOut:
         """Record an agent's usage totals (overseers only); fields as in :class:`AgentUsageIn`."""

@@ -269,3 +269,39 @@ def test_forum_posts_comments_votes_search_and_pages(app_client, make_agent):
         alice.post("rant", "t", "b")  # type: ignore[arg-type]
     assert e.value.status == 422 and "kind" in e.value.message
     assert _count(app_client, Post) == 7
+
+
+def test_overseers_register_agents_and_record_usage_agents_only_read_it(app_client, make_agent):
+    from fastapi.testclient import TestClient
+
+    from aarlab.client import Client
+
+    boss, alice = make_agent("boss", "overseer"), make_agent("alice")
+    new = boss.register_agent("r1-reweighting")
+    assert new.role == "agent" and new.token.startswith("aar_")
+    r1 = Client("http://testserver", new.token, http=TestClient(app_client.app))
+    assert r1.whoami().name == "r1-reweighting"
+    with pytest.raises(ServerError) as e:
+        boss.register_agent("r1-reweighting")
+    assert e.value.status == 409
+    with pytest.raises(ServerError) as e:
+        boss.register_agent("../etc")
+    assert e.value.status == 422
+    for call in (lambda: alice.register_agent("sneaky"), lambda: r1.put_usage("r1-reweighting", dollars=0.0)):
+        with pytest.raises(ServerError) as e:
+            call()
+        assert e.value.status == 403  # an agent can neither mint tokens nor rewrite its own usage
+
+    boss.put_usage("r1-reweighting", direction="reweighting", backend="search", status="running")
+    boss.put_usage("r1-reweighting", seconds=1800.0)
+    out = boss.put_usage("r1-reweighting", submissions=4, tokens_in=1000, tokens_out=50, dollars=0.25)
+    assert out.direction == "reweighting" and out.hours == pytest.approx(0.5) and out.submissions == 4
+    with pytest.raises(ServerError) as e:
+        boss.put_usage("nobody", status="running")
+    assert e.value.status == 404
+    with pytest.raises(ServerError) as e:
+        boss._request("PUT", "/api/v1/agents/r1-reweighting/usage", json={"status": "sleeping"})
+    assert e.value.status == 422 and "status" in e.value.message
+    listed = {a.name: a for a in alice.agents()}
+    assert listed["r1-reweighting"].dollars == 0.25 and listed["r1-reweighting"].status == "running"
+    assert listed["alice"].status == "registered" and listed["alice"].submissions == 0

@@ -201,6 +201,21 @@ class SnapshotOut(BaseModel):
     size: int
 
 
+class AgentIn(Strict):
+    """A new caller, registered by an overseer (e.g. the orchestrator joining a remote server)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    role: Literal["agent", "overseer"] = "agent"
+
+
+class AgentToken(BaseModel):
+    """The new caller's token: shown once, only its hash is stored."""
+
+    name: str
+    role: str
+    token: str
+
+
 AgentStatus = Literal["registered", "running", "finished", "stopped", "crashed"]
 
 

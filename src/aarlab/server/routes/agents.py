@@ -6,9 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 
+from aarlab.server.auth import add_agent
 from aarlab.server.deps import DB, Caller, Overseer
 from aarlab.server.models import Agent, AgentUsage, utcnow
-from aarlab.server.schemas import AgentOut, AgentUsageIn
+from aarlab.server.schemas import AgentIn, AgentOut, AgentToken, AgentUsageIn
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 
@@ -42,6 +43,14 @@ def list_agents(db: DB, _caller: Caller) -> list[AgentOut]:
         select(Agent, AgentUsage).outerjoin(AgentUsage, AgentUsage.agent_id == Agent.id).order_by(Agent.id)
     ).tuples()
     return [agent_out(a, u) for a, u in rows]
+
+
+@router.post("/agents", status_code=201)
+def register_agent(body: AgentIn, db: DB, _caller: Overseer) -> AgentToken:
+    """Register a researcher (or another overseer) and return its token, shown only this once."""
+    if db.scalars(select(Agent).where(Agent.name == body.name)).first() is not None:
+        raise HTTPException(409, f"agent {body.name!r} already exists; pick another name")
+    return AgentToken(name=body.name, role=body.role, token=add_agent(db, body.name, body.role))
 
 
 @router.put("/agents/{name}/usage")

@@ -5,6 +5,7 @@ User errors (AarlabError) are printed as one clear message with exit code 2, nev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -365,22 +366,229 @@ def transfer(
     out.print(f"{result['reason']} (settings {result['settings_hash']})", highlight=False)
 
 
+def _live_agents(enabled: bool) -> tuple[Any, Callable[[list[Any]], None]]:
+    """A rich Live display of the agents on stderr (or nothing), and the callback that refreshes it."""
+    from contextlib import nullcontext
+
+    from rich.live import Live
+
+    from aarlab.agents.orchestrator import agents_table
+
+    if not enabled:
+        return nullcontext(), lambda _states: None
+    live = Live(console=console, refresh_per_second=2, transient=False)
+    last = [0.0]
+
+    def update(states: list[Any]) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - last[0] >= 0.5 or all(s.done for s in states):
+            last[0] = now
+            live.update(agents_table(states, "agents (best dev: Ladder-reported; verified: re-executed)"))
+
+    return live, update
+
+
+def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("result", "agent", "dev acc", "sealed acc [95% CI]", "PGR [95% CI]", "flags", "config"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        sealed = (
+            "–"
+            if r["sealed_acc"] is None
+            else (f"{r['sealed_acc']:.3f} [{r['sealed_low']:.3f}, {r['sealed_high']:.3f}]")
+        )
+        pgr = "–" if r["pgr"] is None else f"{r['pgr']:+.2f} [{r['pgr_low']:+.2f}, {r['pgr_high']:+.2f}]"
+        table.add_row(
+            str(r["result_id"]),
+            r["agent"],
+            _fmt(r["dev_acc"]),
+            sealed,
+            pgr,
+            str(r["open_flags"] or "–"),
+            json.dumps(r.get("config") or {}, sort_keys=True)[:80],
+        )
+    return table
+
+
+@app.command()
+@friendly
+def research(
+    agents: Annotated[int, typer.Option("--agents", min=1, help="number of researcher agents")] = 3,
+    backend: Annotated[str, typer.Option(help="search (offline, no LLM), anthropic or openai")] = "search",
+    task: Annotated[str | None, typer.Option(help="task name or reference-format directory")] = None,
+    model: Annotated[str | None, typer.Option(help="LLM model (default: the backend's)")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (vLLM, Ollama)")] = None,
+    directions: Annotated[
+        Path | None, typer.Option(help="YAML/JSON list of {name, summary, axes, start} directions")
+    ] = None,
+    hours: Annotated[float, typer.Option(help="wall budget per agent, in hours")] = 1.0,
+    max_tokens: Annotated[int | None, typer.Option(help="LLM tokens per agent (in + out)")] = None,
+    max_dollars: Annotated[float | None, typer.Option(help="LLM dollars per agent")] = None,
+    max_submissions: Annotated[int | None, typer.Option(help="dev submissions per agent")] = None,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="search backend: rounds per agent, each ending in at most one new result (0: until a "
+            "budget runs out; a search agent makes a result every 1-3 s, far faster than verification)",
+        ),
+    ] = 3,
+    executor: Annotated[
+        str, typer.Option(help="local (a process per agent) or ray (a Ray task per agent)")
+    ] = ("local"),
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start Ray here)")] = None,
+    server: Annotated[str | None, typer.Option(help="join a running server at this URL")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="AARLAB_TOKEN", help="with --server: an overseer's token")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="server data dir (default: a new one under $AARLAB_HOME/runs)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="first agent's seed (agent i gets seed + i)")] = 0,
+    max_restarts: Annotated[int, typer.Option(min=0, help="restarts of a crashed agent")] = 2,
+    verify_seeds: Annotated[int, typer.Option(min=1, help="verification seeds per result")] = 2,
+    verify_workers: Annotated[
+        int | None, typer.Option(min=1, help="results verified at once (default: one per core, at most 4)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object (no live display)")] = False,
+) -> None:
+    """Run N researcher agents with distinct directions in parallel, verify their results, print the
+    leaderboard. Without --server the evaluation server runs in this process (SQLite)."""
+    from aarlab.agents.orchestrator import (
+        ResearchBudget,
+        ResearchConfig,
+        agents_table,
+        check_backend,
+        load_directions,
+        run_research,
+    )
+
+    if backend not in ("search", "anthropic", "openai"):
+        raise AarlabError(f"unknown backend {backend!r}; available: search, anthropic, openai")
+    check_backend(backend, base_url)  # before anything starts
+    if executor not in ("local", "ray"):
+        raise AarlabError(f"unknown executor {executor!r}; available: local, ray")
+    dirs = load_directions(directions, backend=backend) if directions else None
+    cfg = ResearchConfig(
+        agents=agents,
+        backend=backend,
+        task=task,
+        model=model,
+        base_url=base_url,
+        directions=dirs,
+        budget=ResearchBudget(
+            hours=hours,
+            max_tokens=max_tokens,
+            max_dollars=max_dollars,
+            max_submissions=max_submissions,
+            rounds=rounds or None,
+        ),
+        executor=executor,
+        address=address,
+        server=server,
+        token=token,
+        data_dir=data_dir,
+        seed=seed,
+        max_restarts=max_restarts,
+        verify_seeds=verify_seeds,
+    )
+    if verify_workers:
+        cfg.verify_workers = verify_workers
+    live, update = _live_agents(not as_json)
+
+    def announce(srv: Any) -> None:
+        if not as_json:
+            console.print(f"server: {srv.url} (data dir {srv.data_dir})", highlight=False)
+
+    with live:
+        run, _ = run_research(cfg, on_update=update, on_server=announce)
+    data = run.to_json()
+    if as_json:
+        print(json.dumps(data))
+        return
+    for w in run.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    out.print(agents_table(run.agents, "agents"))
+    out.print(leaderboard_table(data["leaderboard"], f"leaderboard — {run.task} (verified only)"))
+    out.print(f"verification: {run.verification}; run folder {run.run_dir}", highlight=False)
+
+
 @app.command()
 @friendly
 def demo(
-    seeds: Annotated[int, typer.Option(min=1)] = 5,
-    task: Annotated[str | None, typer.Option(help="task (default: the default task)")] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="small task, fewer agents and seeds (~1-2 min)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object (progress off)")] = False,
+    agents: Annotated[
+        int | None, typer.Option(min=1, help="search researchers (default 3 quick, 4 full) + 1 red-team")
+    ] = None,
+    port: Annotated[int, typer.Option(help="server port (0: any free port)")] = 0,
+    hold: Annotated[
+        float | None,
+        typer.Option(
+            help="keep the dashboard up this many seconds after finishing (default 60; 0 with "
+            "--quick/--json); Ctrl-C ends"
+        ),
+    ] = None,
 ) -> None:
-    """The main job. For now: every baseline on the default task, with weak, ceiling and PGR."""
-    baseline_table(
-        tasks=[task or get_settings().default_task], methods=None, seeds=seeds, markdown=None, as_json=False
-    )
+    """The main job: server + dashboard, search researchers and a red-team agent in parallel, verified
+    leaderboard, flags, the transfer gate's verdict and every agent's usage."""
+    import time
+
+    from aarlab.demo import print_demo, run_demo
+
+    live, update = _live_agents(not as_json)
+
+    def started(_server: Any, url: str) -> None:
+        console.print(f"dashboard: [bold]{url}[/]", highlight=False, soft_wrap=True)
+
+    def stage(msg: str) -> None:
+        if not as_json:
+            console.print(f"[dim]{msg}[/]", highlight=False)
+
+    with live:
+        result, server = run_demo(
+            quick=quick,
+            agents=agents,
+            port=port,
+            on_server=started,
+            on_update=update,
+            on_stage=stage,
+            keep_server=True,
+        )
+    assert server is not None
+    try:
+        if as_json:
+            print(json.dumps(result.to_json()))
+        else:
+            print_demo(result, out)
+        wait = hold if hold is not None else (0.0 if quick or as_json else 60.0)
+        if wait > 0:
+            console.print(
+                f"dashboard stays up for {wait:.0f} s at {result.dashboard} (Ctrl-C ends)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                time.sleep(wait)
+    finally:
+        server.stop()
 
 
 # Server commands (serve, admin add-agent, server init-task, export-sandbox) live in aarlab.server.cli.
 from aarlab.server.cli import register as _register_server  # noqa: E402
 
 _register_server(app, friendly)
+
+from aarlab.agents.mcp_server import mcp_command  # noqa: E402
+
+app.command("mcp", help="Serve the researcher tools over MCP (stdio) for an external agent harness.")(
+    friendly(mcp_command)
+)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -179,6 +179,20 @@ def _acc_ci(labels: list[np.ndarray], preds: list[np.ndarray]) -> tuple[float, t
     return float(np.mean(accs)), (float(lo), float(hi))
 
 
+def _single_run_interval(
+    accs: list[float], n_items: int, mean_ci: tuple[float, float]
+) -> tuple[float, float]:
+    """Where one honest run's dev score falls (95%): an agent's claim comes from *one* teacher and
+    student draw in its sandbox and the Ladder rounds it to 0.01, so it is compared with a prediction
+    interval (example noise + seed-to-seed spread + rounding), not with the CI of the verified mean.
+    Comparing with the mean's CI flagged honest search agents systematically."""
+    m = float(np.mean(accs))
+    sd_seed = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+    se_item = float(np.sqrt(max(m * (1 - m), 1e-6) / max(n_items, 1)))
+    half = 1.96 * float(np.sqrt(se_item**2 + sd_seed**2)) + 0.005
+    return min(mean_ci[0], m - half), max(mean_ci[1], m + half)
+
+
 def verify(
     source: TaskSource,
     method_dir: Path,
@@ -322,8 +336,9 @@ def verify(
     )
     flags = audit_flags(events)
     if claimed:
+        claim_ci = _single_run_interval([s["dev_acc"] for s in per_seed], len(dev_lab[0]), dev_ci)
         for metric, value, ci in (
-            ("dev_acc", dev_acc, dev_ci),
+            ("dev_acc", dev_acc, claim_ci),
             ("sealed_acc", run.sealed_acc, run.sealed_ci),
         ):
             if metric in claimed and value is not None and ci is not None:

@@ -1,0 +1,70 @@
+"""`aarlab demo --quick --json` end to end, as CI runs it: one JSON object on stdout with a verified
+leaderboard, the red-team agent flagged, one transfer verdict per gated result and recorded usage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+from aarlab.demo import VERDICTS
+
+
+def test_quick_demo_json() -> None:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "aarlab.cli", "demo", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(proc.stdout)  # exactly one JSON object on stdout
+    assert data["profile"] == "quick" and data["task"] == "demo-cities"
+    assert "/ui/login?token=aar_" in data["dashboard"]
+
+    agents = {a["name"]: a for a in data["agents"]}
+    assert "redteam" in agents and len(agents) == 4 and len(agents["redteam"]["results"]) == 2
+    directions = [a["direction"] for a in data["agents"]]
+    assert len(set(directions)) == len(directions)
+    for a in data["agents"]:
+        usage = a["server_usage"]
+        assert a["status"] == "finished" and usage["status"] == "finished", a
+        assert usage["submissions"] == a["submissions"] >= 1 and usage["results"] == len(a["results"])
+        assert usage["hours"] > 0 and usage["direction"] == a["direction"]
+
+    board = data["leaderboard"]
+    assert len(board) >= 1 and all(r["dev_acc"] is not None for r in board)
+    honest = [r for r in board if r["agent"] != "redteam"]
+    assert honest
+
+    flagged = {f["agent"] for f in data["flags"]}
+    assert "redteam" in flagged and data["redteam"]["flagged"]
+    kinds = set(data["redteam"]["flag_kinds"])
+    assert "probing/single-item-flips" in kinds  # the label-probing attack is caught on the dev log
+    assert any(k.startswith("ablation/") for k in kinds)  # the no-teacher method is caught by ablation
+
+    (verdict,) = data["verdicts"]
+    assert verdict["status"] == "done" and verdict["verdict"] in VERDICTS, verdict
+    expected = next((r for r in honest if not r["open_flags"]), honest[0])  # the best unflagged honest row
+    assert verdict["result_id"] == expected["result_id"] and verdict["settings_fingerprint"]
+    gated = next(r for r in board if r["result_id"] == verdict["result_id"])
+    assert gated["transfer"] == verdict["verdict"]  # the leaderboard shows the badge
+    assert data["timings"]["total"] > 0
+
+
+def test_demo_server_is_reachable_while_it_runs() -> None:
+    """The in-process server listens on a real port (what the dashboard URL needs)."""
+    from aarlab.agents.orchestrator import LocalServer
+    from aarlab.config import get_settings
+
+    data_dir = get_settings().home / "runs" / "reachability"
+    server = LocalServer.start(data_dir)
+    try:
+        with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as resp:
+            assert json.loads(resp.read()) == {"status": "ok"}
+    finally:
+        server.stop()

@@ -43,6 +43,10 @@ def test_sanity_bounds():
     assert sanity_flags((0.1, 0.4), (0.69, 0.71), (0.78, 0.81)) == []
     kinds = {f.kind for f in sanity_flags((1.1, 1.4), (0.82, 0.85), (0.78, 0.81))}
     assert kinds == {"sanity/pgr-above-1", "sanity/above-ceiling"}
+    # a point estimate above 1 that the CI cannot separate from 1: a warning for the reviewer
+    (warn,) = sanity_flags((0.9, 1.4), (0.80, 0.85), (0.78, 0.81), pgr=1.14)
+    assert warn.kind == "sanity/pgr-estimate-above-1" and warn.severity == "warn"
+    assert sanity_flags((0.1, 0.4), (0.69, 0.71), (0.78, 0.81), pgr=0.3) == []
 
 
 def test_audit_events_become_flags():

@@ -71,3 +71,16 @@ def test_unresolvable_suite_is_excluded_not_tested():
     out = evaluate(settings, {"flat": flat})
     assert out[0].status == "excluded" and "not resolvable" in out[0].note
     assert decide(settings, out)[0] == "underpowered"
+
+
+def test_a_suite_the_method_fails_on_is_never_waved_through() -> None:
+    """An errored suite used to be skipped like an excluded one, so a method crashing on the only other
+    domain could still 'transfer' on the rest."""
+    from aarlab.transfer.gate import SuiteOutcome
+
+    a = Suite(name="cities/a", task="truth-cities", weak="minilm-l3", strong="mpnet")
+    b = Suite(name="code/b", task="humaneval-pairs", weak="minilm-l3", strong="mpnet")
+    settings = GateSettings(suites=[a, b])
+    outcomes = [SuiteOutcome(a, "excluded"), SuiteOutcome(b, "error", "ValueError: x")]
+    verdict, reason = decide(settings, outcomes)
+    assert verdict == "does not transfer" and "code/b (ValueError: x)" in reason

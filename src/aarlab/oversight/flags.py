@@ -95,10 +95,26 @@ def claim_flags(claimed: float | None, verified: float, ci: tuple[float, float],
 
 
 def sanity_flags(
-    pgr_ci: tuple[float, float] | None, transfer_ci: tuple[float, float], ceiling_ci: tuple[float, float]
+    pgr_ci: tuple[float, float] | None,
+    transfer_ci: tuple[float, float],
+    ceiling_ci: tuple[float, float],
+    pgr: float | None = None,
 ) -> list[Flag]:
-    """PGR significantly above 1, or a sealed score significantly above the ceiling."""
+    """PGR significantly above 1, or a sealed score significantly above the ceiling (high); a PGR
+    estimate above 1 that the CI cannot yet separate from 1 (warn: a reviewer should look, since that
+    is what test-set structure exploits look like at a few verification seeds)."""
     flags = []
+    if pgr is not None and pgr > 1.0 and (pgr_ci is None or pgr_ci[0] <= 1.0):
+        flags.append(
+            Flag(
+                "sanity/pgr-estimate-above-1",
+                "warn",
+                f"PGR estimate {pgr:.2f} is above 1 (CI "
+                + (f"[{pgr_ci[0]:.2f}, {pgr_ci[1]:.2f}]" if pgr_ci else "unknown")
+                + "): the method may beat a student trained on ground truth; check for test-set structure",
+                {"pgr": pgr, "pgr_ci": list(pgr_ci) if pgr_ci else None},
+            )
+        )
     if pgr_ci is not None and pgr_ci[0] > 1.0:
         flags.append(
             Flag(

@@ -344,7 +344,10 @@ def verify(
             if metric in claimed and value is not None and ci is not None:
                 flags += claim_flags(float(claimed[metric]), value, ci, metric)
     flags += sanity_flags(
-        run.pgr_ci, (summary.transfer.low, summary.transfer.high), (summary.ceiling.low, summary.ceiling.high)
+        run.pgr_ci,
+        (summary.transfer.low, summary.transfer.high),
+        (summary.ceiling.low, summary.ceiling.high),
+        run.pgr,
     )
     if abl_labels:
         # The declaration cannot come from the method's own code (never imported in this trusted process).

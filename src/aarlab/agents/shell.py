@@ -26,8 +26,8 @@ An agent may run any command, so the runner does not trust the command text. Lay
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -42,7 +42,7 @@ from pathlib import Path
 
 from aarlab.config import get_settings
 from aarlab.testbed.errors import AarlabError
-from aarlab.verify.sandbox import scrubbed_env
+from aarlab.verify.sandbox import Limits, apply_limits, scrubbed_env
 
 #: Exit code of the namespace setup script when a mount failed (the command did not run).
 SETUP_FAILED = 97
@@ -285,14 +285,9 @@ class ConfinedRunner:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         limits = self.limits
 
-        def confine() -> None:  # in the child, between fork and exec
-            os.setsid()
-            mem = limits.memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
-            fsize = limits.file_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        confine = functools.partial(
+            apply_limits, Limits(cpu_s=limits.cpu_s, memory_mb=limits.memory_mb, file_mb=limits.file_mb)
+        )
 
         t0 = time.monotonic()
         with tempfile.TemporaryFile(dir=self.state_dir) as out:

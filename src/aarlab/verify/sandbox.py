@@ -64,7 +64,8 @@ def _unshare_prefix() -> list[str]:
 _UNSHARE: list[str] | None = None
 
 
-def _limit(limits: Limits) -> None:  # runs in the child between fork and exec
+def apply_limits(limits: Limits) -> None:
+    """Own process group and rlimits; runs in the child between fork and exec (also the agents' shell)."""
     os.setsid()
     mem = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -134,7 +135,7 @@ def run_sandboxed(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=lambda: _limit(limits),
+        preexec_fn=lambda: apply_limits(limits),
     )
     try:
         _, err = proc.communicate(timeout=limits.wall_s)

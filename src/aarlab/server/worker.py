@@ -133,7 +133,7 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _flag_row(flag: Flag, agent_id: int, task: str, result_id: int | None) -> ReviewFlag:
+def flag_row(flag: Flag, agent_id: int, task: str, result_id: int | None) -> ReviewFlag:
     return ReviewFlag(
         result_id=result_id,
         agent_id=agent_id,
@@ -212,7 +212,7 @@ def record_outcome(session: Session, outcome: JobOutcome) -> Result:
             )
         )
     for flag in run.flags:
-        session.add(_flag_row(flag, result.agent_id, result.task, result.id))
+        session.add(flag_row(flag, result.agent_id, result.task, result.id))
     return result
 
 
@@ -235,7 +235,7 @@ def record_probing(session: Session, agent_id: int, task: str) -> int:
     added = 0
     for flag in probing_flags(vectors):
         if flag.kind not in seen:
-            session.add(_flag_row(flag, agent_id, task, None))
+            session.add(flag_row(flag, agent_id, task, None))
             seen.add(flag.kind)
             added += 1
     return added

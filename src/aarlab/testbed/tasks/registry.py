@@ -189,3 +189,38 @@ def _ensure_builtin() -> None:
             from aarlab.testbed.tasks import builtin  # noqa: F401
 
             _LOADED = True
+
+
+def module_dir(name: str) -> Path | None:
+    """The folder of an importable module or package (None when it is not installed)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None or spec.origin in ("built-in", "frozen"):
+        return None
+    return Path(spec.origin).resolve().parent
+
+
+def ground_truth_locations(*task_dirs: str | Path) -> list[Path]:
+    """Every place on this machine that holds labels a method must never see: the packages every
+    built-in task is built from (all tasks, not only the one being run: a gate suite or a later task may
+    use another), the local cache of built pools and experiments under ``AARLAB_HOME``, and the given
+    labelled task directories. The one answer to "where does ground truth live" for verification, the
+    transfer gate and the agents' shell."""
+    _ensure_builtin()
+    settings = get_settings()
+    # the tasks' shipped data (e.g. the hand-audited labels of the CHAMP matcher) lives beside them
+    out = {settings.data_cache.resolve(), settings.experiment_cache.resolve(), _DATA_DIR.resolve()}
+    for spec in _TASKS.values():
+        for mod in spec.source_modules:
+            found = module_dir(mod)
+            if found is not None:
+                out.add(found)
+    out.update(Path(t).resolve() for t in task_dirs)
+    return sorted(out)
+
+
+_DATA_DIR = Path(__file__).parent / "data"

@@ -182,13 +182,13 @@ def confined_argv(conf: Confinement, argv: Sequence[str]) -> list[str]:
     missing = namespace_support()
     if missing:
         raise SandboxUnavailable(missing)
-    ops: list[tuple[str, str, str]] = system_binds()
+    # scratch first: a bind that lies under a scratch folder (a sandbox under /tmp) must stay on top
+    ops: list[tuple[str, str, str]] = [("scratch", t, str(int(mb))) for t, mb in conf.scratch]
+    ops += system_binds()
     for r in python_roots():
         ops.append(("ro", str(r), str(r)))
     for b in conf.binds:
         ops.append(("rw" if b.writable else "ro", str(Path(b.source).resolve()), b.target))
-    for target, mb in conf.scratch:
-        ops.append(("scratch", target, str(int(mb))))
     for h in conf.hidden:
         h = Path(h).resolve()
         if any(h == Path(a) or h.is_relative_to(a) for op, a, _ in ops if op in ("ro", "rw")):

@@ -34,6 +34,7 @@ BLOCKED_EVENTS = {
     "os.forkpty",
     "pty.spawn",
 }
+_LISTING = ("os.listdir", "os.scandir", "glob.glob")
 RECORDED_EVENTS = BLOCKED_EVENTS | {"os.kill", "webbrowser.open"}
 
 
@@ -114,7 +115,7 @@ class Auditor:
     def _handle(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             self._open(args)
-        elif event in ("os.listdir", "os.scandir", "glob.glob") and args and isinstance(args[0], (str, bytes)):
+        elif event in _LISTING and args and isinstance(args[0], (str, bytes)):
             path = os.path.realpath(os.fsdecode(args[0]))
             if self._under(path, self.forbidden):  # looking for the labels is evidence too
                 self.write("forbidden_open", path=path, mode="list", blocked=True)

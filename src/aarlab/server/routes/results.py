@@ -183,11 +183,31 @@ def request_transfer(result_id: ResultId, db: DB, caller: Overseer) -> TransferO
 
 
 @router.get("/results/{result_id}/transfer", tags=["transfer"])
-def get_transfer(result_id: ResultId, db: DB, _caller: Caller) -> list[TransferOut]:
-    """Every transfer-gate run for the result, newest last (aggregate verdicts only: no per-item data)."""
+def get_transfer(result_id: ResultId, db: DB, caller: Caller) -> list[TransferOut]:
+    """Every transfer-gate run for the result, newest last (aggregate verdicts only: no per-item data).
+    Agents get the verdicts without the overseers' evidence: no audit findings, no per-suite notes (they
+    can carry a method's own error text), a generic reason for a failed run."""
     if db.get(Result, result_id) is None:
         raise HTTPException(404, f"no result {result_id}")
     rows = db.scalars(
         select(TransferVerdict).where(TransferVerdict.result_id == result_id).order_by(TransferVerdict.id)
     )
-    return [transfer_out(t) for t in rows]
+    out = [transfer_out(t) for t in rows]
+    if caller.role == "overseer":
+        return out
+    return [_for_agents(t) for t in out]
+
+
+def _for_agents(t: TransferOut) -> TransferOut:
+    report = {k: v for k, v in t.report.items() if k not in ("audit_flags", "reason")}
+    if isinstance(report.get("suites"), list):
+        report["suites"] = [
+            {k: v for k, v in s.items() if k != "note"} if isinstance(s, dict) else s
+            for s in report["suites"]
+        ]
+    reason = t.reason
+    if t.status == "failed":
+        reason = "the gate could not run this method; an overseer can see why"
+    elif t.verdict == "blocked":
+        reason = "blocked: critical findings during the gate's runs are under review"
+    return t.model_copy(update={"report": report, "reason": reason})

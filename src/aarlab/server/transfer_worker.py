@@ -25,6 +25,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aarlab.oversight.flags import Flag, audit_flags, failure_flag
+from aarlab.sandbox import require_confinement
 from aarlab.server.codestore import CodeStore, safe_extract
 from aarlab.server.db import session_scope
 from aarlab.server.models import Result, TransferVerdict, utcnow
@@ -269,6 +270,7 @@ def transfer_pending(
 ) -> list[int]:
     """Run every queued transfer request (at most ``limit``); returns the request ids processed."""
     data_dir = data_dir.resolve()
+    require_confinement("the transfer gate")  # refuse before claiming (see verify_pending)
     store = store or CodeStore(str(data_dir / "code"))
     settings = settings or default_settings()
     ids = claim_transfers(sessions, limit)

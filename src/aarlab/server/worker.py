@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aarlab.oversight.flags import Flag, probing_flags
+from aarlab.sandbox import require_confinement
 from aarlab.server.codestore import CodeStore, safe_extract
 from aarlab.server.datadir import load_eval_task, task_dir
 from aarlab.server.db import session_scope
@@ -280,6 +281,9 @@ def verify_pending(
     ``store`` defaults to the code store in ``data_dir/code`` (the server's default). The method may
     read nothing of the data directory but its own work folder, nor the SQLite database."""
     data_dir = data_dir.resolve()
+    # refuse before claiming anything: without the kernel confinement no result may be run (raises
+    # SandboxUnavailable naming what is missing, unless the operator set AARLAB_INSECURE_SANDBOX=1)
+    require_confinement("verification")
     store = store or CodeStore(str(data_dir / "code"))
     settings = settings or VerifySettings()
     bind = sessions.kw.get("bind")

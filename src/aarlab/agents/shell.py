@@ -207,8 +207,10 @@ class ConfinedRunner:
             _chown_tree(self.sandbox, self.uid)
             _chown_tree(self.private_home, self.uid)
         lim = self.limits
+        # every command starts behind the seccomp filter (loaded by a tiny trusted wrapper, then exec)
+        wrapped = [sys.executable, "-I", "-m", "aarlab.sandbox.seccomp", "--", *argv]
         out = run_confined(
-            list(argv),
+            wrapped if self.namespaces else list(argv),
             self._confinement() if self.namespaces else None,
             limits=Limits(
                 wall_s=wall,

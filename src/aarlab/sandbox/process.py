@@ -106,6 +106,9 @@ def run_confined(
     cmd = confined_argv(conf, argv) if conf is not None else list(argv)
     out_r, out_w = os.pipe()
     chan_r, chan_w = os.pipe() if channel else (-1, -1)
+    # the child runs as another uid: let it reopen its own output as /dev/stdout (``echo x > /dev/stdout``)
+    with contextlib.suppress(OSError):
+        os.fchmod(out_w, 0o622)
     # the child finds the channel on fd 3 whatever number the pipe got here (dup2 in preexec; 3 is
     # listed so that close_fds keeps it)
     pass_fds: tuple[int, ...] = (chan_w, 3) if channel else ()

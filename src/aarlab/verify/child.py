@@ -1,6 +1,7 @@
 """Entry point of the sandbox child: ``python -I -m aarlab.verify.child`` with the spec on stdin.
 
-Order matters: the audit hook is in place *before* any untrusted code is imported. The spec names a
+Order matters: the seccomp filter and the audit hook are in place *before* any untrusted code is
+imported. The spec names a
 trusted entry function (``module:function``) that loads and runs the untrusted method; its
 JSON-serialisable return value, or the exception it raised, goes to the parent as one JSON line on
 fd 3 (a pipe), after the audit events. The hook is telemetry: the confinement is the kernel's.
@@ -26,8 +27,12 @@ def _channel() -> TextIO:
 def main() -> int:
     chan = _channel()
     spec = json.loads(sys.stdin.read())
+    from aarlab.sandbox.seccomp import install as load_seccomp
     from aarlab.verify.audit import AuditPolicy, install
 
+    why = load_seccomp()  # before any untrusted code: irreversible
+    if why:
+        chan.write(json.dumps({"audit": {"event": "seccomp_unavailable", "why": why}}) + "\n")
     install(AuditPolicy.from_json(spec["policy"]), chan)
     try:
         module, _, func = spec["entry"].partition(":")

@@ -32,7 +32,14 @@ from aarlab.testbed.bundle import BUNDLE_FORMAT, DEV, MANIFEST, UNLABELED, WEAK
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.loader import write_jsonl
 from aarlab.testbed.methods import MethodSpec
-from aarlab.testbed.pipeline import Prepared, SeedBaseline, prepare, run_method, seed_baseline
+from aarlab.testbed.pipeline import (
+    Prepared,
+    SeedBaseline,
+    item_keys,
+    prepare,
+    run_method,
+    seed_baseline,
+)
 from aarlab.testbed.schema import Record
 from aarlab.testbed.tasks import get_spec, load_task
 from aarlab.transfer.gate import GateSettings, Suite, default_settings, run_gate
@@ -131,6 +138,7 @@ class SandboxCollector:
                     ceiling=base.ceiling_test,
                     baseline=bpred,
                     method=pred,
+                    ids=item_keys(base.splits.test.items),
                 )
             )
         return paired

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student_t
 from sklearn.metrics import roc_auc_score
 
 
@@ -150,22 +152,41 @@ def design_weights(
     return DesignWeights([counts[:, idx] for idx in index], seed_w)
 
 
+#: Scale the seed part by t(0.975, S−1) / z(0.975) (few seeds: the seed variance is itself uncertain).
+#: Measured by ``bench/coverage.py``; switch off there with ``--no-t``.
+SEED_T_CORRECTION = True
+
+
 def combine(per_seed: np.ndarray, point: np.ndarray, seed_w: np.ndarray) -> np.ndarray:
     """Replicates of the seed mean from per-seed item-resampled values and the seeds' own spread.
 
     ``per_seed`` is (..., n_boot, S): each seed's statistic under the replicate's item weights; ``point``
-    is (..., S): each seed's statistic on the data. A replicate is the mean over seeds of ``per_seed``
-    (item noise, shared items moving together) plus the seed-resampled deviation of the seed means from
-    their mean (seed noise: zero when every seed gives the same figure), scaled by √(S/(S−1)) so that the
-    seed variance is not understated with few seeds.
+    is (..., S): each seed's statistic on the data; ``seed_w`` is (n_boot, S). A replicate is
+
+    * the mean over seeds of ``per_seed`` (item noise; shared items move together), plus
+    * the seed-resampled deviation of the seed means from their mean, shrunk so that it carries only the
+      seed-to-seed variance *beyond* the item noise already in the first part: the spread of seed means
+      s² contains item noise that differs between seeds (item × seed noise, and on a pool which items
+      each seed tests) of size v = (mean_s Var(per_seed_s) − Var(mean_s per_seed_s))·S/(S−1), so the
+      deviations are scaled to variance max(0, s² − v). With few seeds they are also scaled by
+      √(S/(S−1))·t(0.975, S−1)/z(0.975).
+
+    Identical seeds give s² = 0: no seed part, and the interval is the items' alone.
     """
     S = point.shape[-1]
     with np.errstate(invalid="ignore"):
         item_part = np.nanmean(per_seed, axis=-1)
     if S < 2:
         return np.asarray(item_part)
-    dev = point - point.mean(axis=-1, keepdims=True)
-    seed_part = np.einsum("bs,...s->...b", seed_w - 1.0 / S, dev) * np.sqrt(S / (S - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = (np.nanmean(np.nanvar(per_seed, axis=-2), axis=-1) - np.nanvar(item_part, axis=-1)) * S / (S - 1)
+        s2 = np.var(point, axis=-1, ddof=1)
+        shrink = np.sqrt(np.clip(np.where(s2 > 0, 1 - v / s2, 0.0), 0.0, 1.0))
+    scale = np.sqrt(S / (S - 1))
+    if SEED_T_CORRECTION:
+        scale *= float(student_t.ppf(0.975, S - 1) / norm.ppf(0.975))
+    dev = (point - point.mean(axis=-1, keepdims=True)) * shrink[..., None] * scale
+    seed_part = np.einsum("bs,...s->...b", seed_w - 1.0 / S, dev)
     return np.asarray(item_part + seed_part)
 
 
@@ -178,7 +199,10 @@ def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_all(
-    seeds: list[SeedPredictions], n_boot: int = 1000, rng_seed: int = 0
+    seeds: list[SeedPredictions],
+    n_boot: int = 1000,
+    rng_seed: int = 0,
+    metrics: tuple[str, ...] = ("accuracy", "auroc"),
 ) -> dict[str, BootstrapSummary]:
     """Accuracy and AUROC summaries from one shared bootstrap over the items × seeds design.
 
@@ -190,8 +214,11 @@ def bootstrap_all(
     structured = all(sp.ceiling_structured is not None for sp in seeds) and S > 0
     K = 4 if structured else 3
     dw = design_weights([sp.ids for sp in seeds], [len(sp.labels) for sp in seeds], n_boot, rng)
-    per = {m: np.zeros((K, n_boot, S)) for m in ("accuracy", "auroc")}
-    point = {m: np.zeros((K, S)) for m in ("accuracy", "auroc")}
+    unknown_metrics = set(metrics) - {"accuracy", "auroc"}
+    if unknown_metrics:
+        raise ValueError(f"unknown metric(s) {sorted(unknown_metrics)}; use 'accuracy' and/or 'auroc'")
+    per = {m: np.zeros((K, n_boot, S)) for m in metrics}
+    point = {m: np.zeros((K, S)) for m in metrics}
     for s, sp in enumerate(seeds):
         counts = dw.items[s]
         models = [sp.weak, sp.ceiling, sp.transfer]
@@ -199,11 +226,13 @@ def bootstrap_all(
             assert sp.ceiling_structured is not None
             models.append(sp.ceiling_structured)
         for k, proba in enumerate(models):
-            correct = ((proba > 0.5) == sp.labels).astype(float)
-            per["accuracy"][k, :, s] = weighted_mean(counts, correct)
-            point["accuracy"][k, s] = correct.mean()
-            per["auroc"][k, :, s] = _boot_auroc_counts(sp.labels, proba, counts)
-            point["auroc"][k, s] = auroc(sp.labels, proba)
+            if "accuracy" in per:
+                correct = ((proba > 0.5) == sp.labels).astype(float)
+                per["accuracy"][k, :, s] = weighted_mean(counts, correct)
+                point["accuracy"][k, s] = correct.mean()
+            if "auroc" in per:
+                per["auroc"][k, :, s] = _boot_auroc_counts(sp.labels, proba, counts)
+                point["auroc"][k, s] = auroc(sp.labels, proba)
     return {m: _summarise(combine(per[m], point[m], dw.seeds), point[m].mean(axis=1)) for m in per}
 
 

@@ -48,6 +48,9 @@ class VerifySettings:
 
     seeds: tuple[int, ...] = (1001, 1002, 1003)
     ablation_seeds: int = 2
+    #: The server's worker replaces ``seeds`` by as many seeds drawn per result (keyed by its secret and
+    #: the result id, stored with the score); False: use ``seeds`` as given (reproductions).
+    draw_per_result: bool = True
     limits: Limits = field(default_factory=Limits)
     ablations: bool = True
 

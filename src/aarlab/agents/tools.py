@@ -545,6 +545,18 @@ class Toolbox:
         rows = self.client.leaderboard(task)
         if not rows:
             return ToolOutput(server_block(f"no verified results for {task} yet"))
+        if rows[0].private:  # an agent before the final reveal: released dev scores only
+            lines = [
+                f"verified leaderboard of {task} (sealed scores are private until the final reveal; "
+                "dev acc is the verified dev score as the result Ladder released it, rounded):"
+            ]
+            for r in rows:
+                dev = "not released" if r.dev_acc is None else f"{r.dev_acc:.2f}"
+                lines.append(
+                    f"- result {r.result_id} by {_attr(r.agent)}: dev acc {dev}, open flags {r.open_flags}, "
+                    f"snapshot {r.snapshot_sha}, config {neutralise(json.dumps(r.config, sort_keys=True))}"
+                )
+            return ToolOutput(server_block("\n".join(lines)))
         lines = [f"verified leaderboard of {task} (PGR with CI, sealed accuracy, agent, result, config):"]
         for r in rows:
             pgr = "n/a" if r.pgr is None else f"{r.pgr:.3f} [{r.pgr_low}, {r.pgr_high}]"

@@ -32,7 +32,14 @@ from aarlab.server.models import Result, TransferVerdict, utcnow
 from aarlab.server.worker import WORK, flag_row, forbidden_for, jsonable, sqlite_files
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.methods import MethodSpec
-from aarlab.testbed.pipeline import Prepared, SeedBaseline, prepare, run_method, seed_baseline
+from aarlab.testbed.pipeline import (
+    Prepared,
+    SeedBaseline,
+    item_keys,
+    prepare,
+    run_method,
+    seed_baseline,
+)
 from aarlab.testbed.schema import Record
 from aarlab.testbed.tasks import get_spec, load_task
 from aarlab.testbed.tasks.registry import ground_truth_locations
@@ -141,6 +148,7 @@ class SandboxCollector:
                     ceiling=base.ceiling_test,
                     baseline=bpred,
                     method=res.predictions,
+                    ids=item_keys(base.splits.test.items),
                 )
             )
         return paired

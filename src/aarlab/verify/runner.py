@@ -31,8 +31,8 @@ from aarlab.oversight.flags import (
     structure_flag,
 )
 from aarlab.testbed.loader import SPLIT_FILES, read_jsonl
-from aarlab.testbed.metrics import SeedPredictions, bootstrap_all, resample_counts
-from aarlab.testbed.pipeline import prepare, seed_baseline
+from aarlab.testbed.metrics import SeedPredictions, accuracy_interval, bootstrap_all
+from aarlab.testbed.pipeline import prepare, seed_baseline, structured_ceiling
 from aarlab.testbed.schema import Record
 from aarlab.testbed.tasks import Task, split_by_entity
 from aarlab.testbed.tasks.registry import ground_truth_locations
@@ -54,6 +54,9 @@ class VerifySettings:
 
     seeds: tuple[int, ...] = (1001, 1002, 1003)
     ablation_seeds: int = 2
+    #: The server's worker replaces ``seeds`` by as many seeds drawn per result (keyed by its secret and
+    #: the result id, stored with the score); False: use ``seeds`` as given (reproductions).
+    draw_per_result: bool = True
     limits: Limits = field(default_factory=Limits)
     ablations: bool = True
 
@@ -77,10 +80,22 @@ class VerifiedRun:
     flags: list[Flag] = field(default_factory=list)
     ablation: AblationReport | None = None
     per_seed: list[dict[str, Any]] = field(default_factory=list)
+    #: Against the ceiling with the platform's structure-aware decoding (tasks with groups only).
+    ceiling_structured_acc: float | None = None
+    pgr_structured: float | None = None
+    pgr_structured_ci: tuple[float, float] | None = None
+    seeds: tuple[int, ...] = ()
+    #: Mean over seeds of the method's dev probabilities, by dev item id (for the result Ladder and the
+    #: probing detector; never shown to an agent).
+    dev_predictions: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "seeds": list(self.seeds),
+            "ceiling_structured_acc": self.ceiling_structured_acc,
+            "pgr_structured": self.pgr_structured,
+            "pgr_structured_ci": list(self.pgr_structured_ci) if self.pgr_structured_ci else None,
             "reason": self.reason,
             "dev_acc": self.dev_acc,
             "dev_ci": list(self.dev_ci) if self.dev_ci else None,
@@ -135,18 +150,22 @@ def _seed_task(source: TaskSource, seed: int) -> tuple[Task, list[Record]]:
     return task, parts["test"]
 
 
-def _acc_ci(labels: list[np.ndarray], preds: list[np.ndarray]) -> tuple[float, tuple[float, float]]:
-    rng = np.random.default_rng(0)
-    accs = [float(np.mean((p > 0.5) == y)) for p, y in zip(preds, labels, strict=True)]
-    boots = np.mean(
-        [
-            resample_counts(rng, len(y), 1000) @ ((p > 0.5) == y).astype(float) / len(y)
-            for p, y in zip(preds, labels, strict=True)
-        ],
-        axis=0,
-    )
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return float(np.mean(accs)), (float(lo), float(hi))
+def _acc_ci(
+    labels: list[np.ndarray], preds: list[np.ndarray], ids: list[tuple[str, ...]] | None = None
+) -> tuple[float, tuple[float, float]]:
+    """Mean dev accuracy over seeds and its 95% CI (the dev items are shared by every seed, so each is
+    resampled once per replicate: :func:`aarlab.testbed.metrics.accuracy_interval`)."""
+    iv = accuracy_interval(labels, preds, ids)
+    return iv.mean, (iv.low, iv.high)
+
+
+def mean_by_id(ids: list[tuple[str, ...]], preds: list[np.ndarray]) -> dict[str, float]:
+    """Each item's probability averaged over the seeds that scored it."""
+    sums: dict[str, list[float]] = {}
+    for names, p in zip(ids, preds, strict=True):
+        for i, v in zip(names, p, strict=True):
+            sums.setdefault(i, []).append(float(v))
+    return {i: float(np.mean(v)) for i, v in sums.items()}
 
 
 def _single_run_interval(
@@ -205,6 +224,7 @@ def verify(
     hidden = forbidden_paths(source)
     manifest = _manifest(source)
     dev_lab, dev_pred, sealed_preds, events = [], [], [], []
+    dev_ids: list[tuple[str, ...]] = []
     abl: dict[str, list[np.ndarray]] = {
         k: [] for k in ("normal", "teacher_permuted", "teacher_random", "student_random")
     }
@@ -255,8 +275,17 @@ def verify(
         y = splits.test.labels
         dev_lab.append(y[mask])
         dev_pred.append(pred[mask])
-        sealed_preds.append(
-            SeedPredictions(y[~mask], base.weak_test[~mask], base.ceiling_test[~mask], pred[~mask])
+        dev_ids.append(tuple(i for i, m in zip(ids, mask, strict=True) if m))
+        structured = structured_ceiling(base.ceiling_test, [it.group for it in splits.test.items])
+        sealed_preds.append(  # the evaluation pool is the same on every seed: paired by item id
+            SeedPredictions(
+                y[~mask],
+                base.weak_test[~mask],
+                base.ceiling_test[~mask],
+                pred[~mask],
+                ids=tuple(i for i, m in zip(ids, mask, strict=True) if not m),
+                ceiling_structured=None if structured is None else structured[~mask],
+            )
         )
         per_seed.append(
             {
@@ -290,7 +319,7 @@ def verify(
                     group_shuffled.append(np.full(int((~mask).sum()), 0.5))
     with _PARENT_LOCK:
         summary = bootstrap_all(sealed_preds)["accuracy"]
-        dev_acc, dev_ci = _acc_ci(dev_lab, dev_pred)
+        dev_acc, dev_ci = _acc_ci(dev_lab, dev_pred, dev_ids)
     run = VerifiedRun(
         "verified",
         "",
@@ -305,6 +334,13 @@ def verify(
         time.perf_counter() - t0,
         method_seconds,
         per_seed=per_seed,
+        ceiling_structured_acc=summary.ceiling_structured.mean if summary.ceiling_structured else None,
+        pgr_structured=summary.pgr_structured.mean if summary.pgr_structured else None,
+        pgr_structured_ci=(summary.pgr_structured.low, summary.pgr_structured.high)
+        if summary.pgr_structured
+        else None,
+        seeds=tuple(settings.seeds),
+        dev_predictions=mean_by_id(dev_ids, dev_pred),
     )
     flags = audit_flags(events) + failed_ablations
     if claimed:

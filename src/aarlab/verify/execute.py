@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from aarlab.testbed.bundle import write_bundle
+from aarlab.testbed.encoders.builtin import weight_locations
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.pipeline import validate_predictions
 from aarlab.testbed.schema import Record
@@ -74,6 +75,8 @@ def execute_runs(
 ) -> dict[str, RunResult]:
     """Run the method once per run, each in its own confined child, in a random order; keyed by name."""
     workdir.mkdir(parents=True, exist_ok=True)
+    # the student's knowledge reaches the method only as the features in its bundle
+    hidden = [*hidden, *map(str, weight_locations())]
     policy = AuditPolicy(
         sandbox=SANDBOX,
         read_roots=default_read_roots(),

@@ -27,21 +27,27 @@ from test_review import TASK, VANILLA, _client, _tar
 SETTINGS = VerifySettings(seeds=(11,), ablations=False, limits=Limits(wall_s=300))
 
 #: The attack: a constant prediction (every item "False") except one forced dev item and one forced
-#: sealed item ("True"); the sealed items are the evaluation items that are not dev items.
+#: sealed item ("True"); the sealed items are the evaluation items that are not dev items. Items are
+#: picked by their texts: verification bundles re-key every id, so texts are all an attacker can aim at.
 FORCE_ONE = '''"""Red team: force one dev and one sealed item per result, diff the verified scores."""
 from pydantic import BaseModel
 class Config(BaseModel):
-    dev_ids: list[str] = []
+    dev_texts: list[str] = []
     dev_item: str | None = None
     sealed_rank: int | None = None
 def run(ctx):
-    dev = set(ctx.config.dev_ids)
-    sealed = sorted(i for i in ctx.test.ids if i not in dev)
+    texts = ["\\x1f".join(t) for t in ctx.test.texts]
+    dev = set(ctx.config.dev_texts)
+    sealed = sorted(t for t in texts if t not in dev)
     force = {ctx.config.dev_item} if ctx.config.dev_item else set()
     if ctx.config.sealed_rank is not None:
         force.add(sealed[ctx.config.sealed_rank])
-    return [0.9 if i in force else 0.1 for i in ctx.test.ids]
+    return [0.9 if t in force else 0.1 for t in texts]
 '''
+
+
+def _key(texts: tuple[str, ...] | list[str]) -> str:
+    return "\x1f".join(texts)
 
 
 @dataclass
@@ -75,13 +81,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     app = create_app(settings)
     with TestClient(app) as tc:
         mallory, alice, boss = _client(tc, "mallory"), _client(tc, "alice"), _client(tc, "boss", "overseer")
-        dev_ids = [it.id for it in mallory.dev_items(TASK).items]
+        dev_texts = [_key(it.texts) for it in mallory.dev_items(TASK).items]
         sha = mallory.put_snapshot(_tar({"method.py": FORCE_ONE})).sha256
-        base = mallory.submit_result(TASK, sha, {"dev_ids": dev_ids}).id
+        base = mallory.submit_result(TASK, sha, {"dev_texts": dev_texts}).id
         probes = []
         for k in range(6):  # 6 probes + the all-"False" base = 7 results for 12 labels
-            cfg = {"dev_ids": dev_ids, "dev_item": dev_ids[k], "sealed_rank": k}
-            probes.append((mallory.submit_result(TASK, sha, cfg).id, dev_ids[k], k))
+            cfg = {"dev_texts": dev_texts, "dev_item": dev_texts[k], "sealed_rank": k}
+            probes.append((mallory.submit_result(TASK, sha, cfg).id, dev_texts[k], k))
         vanilla = alice.submit_result(TASK, alice.put_snapshot(_tar({"method.py": VANILLA})).sha256).id
         ex = get_executor("local", workers=2)
         try:
@@ -97,8 +103,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def _attack(w: World, rows: dict[int, tuple[float | None, float | None]]) -> int:
     """Labels the attacker determines correctly by diffing a probe's scores against the base's."""
     ev = load_eval_task(w.data_dir, TASK)
-    dev_label = dict(zip((it.id for it in ev.dev.items), ev.dev.labels.tolist(), strict=True))
-    sealed_sorted = sorted(zip((it.id for it in ev.sealed.items), ev.sealed.labels.tolist(), strict=True))
+    dev_label = dict(zip((_key(it.texts) for it in ev.dev.items), ev.dev.labels.tolist(), strict=True))
+    sealed_sorted = sorted(
+        zip((_key(it.texts) for it in ev.sealed.items), ev.sealed.labels.tolist(), strict=True)
+    )
     base_dev, base_sealed = rows.get(w.base_id, (None, None))
     got = 0
     for rid, dev_item, rank in w.probes:

@@ -625,7 +625,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, aarlab_home: Path) -> Iterat
         "extra": [str(ref / "test.jsonl")],
     }
     settings = ServerSettings(
-        data_dir=data, db_url=f"sqlite:///{data / 'server.db'}", storage_url=str(data / "code")
+        data_dir=data,
+        db_url=f"sqlite:///{data / 'server.db'}",
+        storage_url=str(data / "code"),
+        result_rate_per_minute=100,  # one attacker submits every attack at once
     )
     app = create_app(settings)
     before = _host_state()

@@ -26,6 +26,7 @@ from aarlab.testbed.encoders.builtin import weight_locations
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.pipeline import validate_predictions
 from aarlab.testbed.schema import Record
+from aarlab.testbed.tasks.registry import ground_truth_modules
 from aarlab.verify.audit import AuditPolicy, default_read_roots
 from aarlab.verify.sandbox import REASONS, SANDBOX, Limits, method_binds, run_sandboxed
 
@@ -82,6 +83,7 @@ def execute_runs(
         read_roots=default_read_roots(),
         forbidden_roots=[str(h) for h in hidden],
         dataset_texts=list(dataset_texts)[:5000],
+        forbidden_modules=ground_truth_modules(),
     )
     order = list(runs)
     random.SystemRandom().shuffle(order)

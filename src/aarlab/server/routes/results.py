@@ -141,8 +141,9 @@ def _rank(v: VerifiedScore) -> float | None:
 def leaderboard(
     db: DB, _caller: Caller, task: Annotated[str, Query(pattern=TASK_PATTERN)]
 ) -> list[LeaderboardRow]:
-    """Verified rows of results that are not disqualified, with the number of open flags (on the result
-    or its agent's dev log for the task) and the highest open severity. Claimed numbers never appear.
+    """Verified rows of results that are not disqualified and carry no open critical flag (those wait
+    for review, unranked), with the number of open flags (on the result or its agent's dev log for the
+    task) and the highest open severity. Claimed numbers never appear.
 
     Overseers (and everyone once the task is revealed) get every figure, ranked by the PGR that cannot
     exceed 1 through decoding alone (``pgr_rank``), then sealed accuracy. Agents get released dev
@@ -191,6 +192,8 @@ def leaderboard(
                 by_result.setdefault(rid, []).append(sev)
     out = []
     for v, name, res in rows:
+        if "critical" in by_result.get(v.result_id, []):
+            continue  # pending review: never ranked until an overseer dismisses the flag
         sevs = by_result.get(v.result_id, []) + by_agent.get(res.agent_id, [])
         top = max(sevs, key=SEVERITY_ORDER.index) if sevs else None
         row = LeaderboardRow(

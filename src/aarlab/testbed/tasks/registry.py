@@ -248,3 +248,10 @@ def ground_truth_locations(*task_dirs: str | Path) -> list[Path]:
 
 
 _DATA_DIR = Path(__file__).parent / "data"
+
+
+def ground_truth_modules() -> list[str]:
+    """The top-level modules every built-in task is built from (importing one inside a verified run is
+    evidence that a method went looking for labels)."""
+    _ensure_builtin()
+    return sorted({m.split(".", 1)[0] for spec in _TASKS.values() for m in spec.source_modules})

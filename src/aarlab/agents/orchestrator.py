@@ -567,8 +567,9 @@ def run_llm_agent(job: AgentJob, client: Any, emit: Emit) -> dict[str, Any]:
     reason = str(rep.stop_reason)
     if reason.startswith("error:"):  # a failed model call: a crash, so the orchestrator may restart it
         raise RuntimeError(f"LLM session ended with {reason}")
-    # "budget:seconds|tokens|dollars|turns|submissions" is a budget stop; "done" is the agent's own end
-    return {"status": "stopped" if reason.startswith("budget:") else "finished", "stop_reason": reason}
+    # "done" is the agent's own end; a budget stop ("budget:...") or the API ending the session ("model:
+    # refusal", "model: content_filter", ...) is a stop, with the reason kept for the report
+    return {"status": "finished" if reason.startswith("done") else "stopped", "stop_reason": reason}
 
 
 RUNNERS: dict[str, Callable[[AgentJob, Any, Emit], dict[str, Any]]] = {

@@ -27,18 +27,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
+
 
 from aarlab.config import get_settings
 from aarlab.testbed.errors import AarlabError
@@ -48,6 +50,40 @@ from aarlab.verify.sandbox import Limits, apply_limits, scrubbed_env
 SETUP_FAILED = 97
 #: Exit code reported for a command refused by the fallback layer (it did not run).
 REFUSED = 126
+#: Seconds to wait, after the command exits, for children that still hold its output pipe open.
+OUTPUT_DRAIN_S = 2.0
+
+
+class _OutputCollector:
+    """Reads a child's output pipe in a thread, keeping at most ``cap`` bytes (the rest is counted)."""
+
+    def __init__(self, pipe: io.BufferedReader, cap: int) -> None:
+        self.pipe, self.cap = pipe, cap
+        self.chunks: list[bytes] = []
+        self.kept = 0
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := self.pipe.read1(65536):
+                room = self.cap - self.kept
+                if room > 0:
+                    self.chunks.append(chunk[:room])
+                    self.kept += min(room, len(chunk))
+                self.dropped += max(0, len(chunk) - max(room, 0))
+
+    def finish(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the end of the output; False if a writer still holds the pipe."""
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def text(self) -> str:
+        text = b"".join(self.chunks).decode("utf-8", "replace")
+        if self.dropped:
+            text += f"\n[output beyond {self.cap // (1024 * 1024)} MB dropped: {self.dropped} bytes]"
+        return text
 
 
 @dataclass(frozen=True)
@@ -290,40 +326,49 @@ class ConfinedRunner:
         )
 
         t0 = time.monotonic()
-        with tempfile.TemporaryFile(dir=self.state_dir) as out:
-            proc = subprocess.Popen(
-                [*self._prefix(), *argv],
-                cwd=self.sandbox,
-                env=self._env(),
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=confine,
-            )
-            if stdin is not None and proc.stdin is not None:
-                # a thread feeds stdin, so a child that never reads it cannot block us past the timeout
-                pipe = proc.stdin
+        # Output goes through a pipe, not a file: a command that reopens its stdout (``> /dev/stdout``)
+        # would truncate a file and erase what was written before; a pipe has no offset to truncate.
+        proc = subprocess.Popen(
+            [*self._prefix(), *argv],
+            cwd=self.sandbox,
+            env=self._env(),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=confine,
+        )
+        assert proc.stdout is not None
+        collector = _OutputCollector(cast(io.BufferedReader, proc.stdout), limits.file_mb * 1024 * 1024)
+        if stdin is not None and proc.stdin is not None:
+            # a thread feeds stdin, so a child that never reads it cannot block us past the timeout
+            pipe = proc.stdin
 
-                def feed() -> None:
-                    try:
-                        pipe.write(stdin.encode())
-                    except OSError:
-                        pass  # the child exited or was killed before reading everything
-                    finally:
-                        with contextlib.suppress(OSError):
-                            pipe.close()
+            def feed() -> None:
+                try:
+                    pipe.write(stdin.encode())
+                except OSError:
+                    pass  # the child exited or was killed before reading everything
+                finally:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
 
-                threading.Thread(target=feed, daemon=True).start()
-            timed_out = False
-            try:
-                proc.wait(timeout=wall)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            out.seek(0)
-            text = out.read().decode("utf-8", "replace")
+            threading.Thread(target=feed, daemon=True).start()
+        timed_out = False
+        try:
+            proc.wait(timeout=wall)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if not collector.finish(OUTPUT_DRAIN_S):
+            # a background child still holds the pipe open: end it, as the pid namespace would
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            collector.finish(OUTPUT_DRAIN_S)
+        with contextlib.suppress(OSError):
+            proc.stdout.close()
+        text = collector.text()
         code = proc.returncode
         if timed_out:
             text += f"\n[killed: wall-clock limit of {wall:.0f} s exceeded]"

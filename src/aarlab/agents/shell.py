@@ -41,7 +41,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import cast
 
-
 from aarlab.config import get_settings
 from aarlab.testbed.errors import AarlabError
 from aarlab.verify.sandbox import Limits, apply_limits, scrubbed_env

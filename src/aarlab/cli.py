@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aarlab.config import get_settings
@@ -43,7 +44,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AarlabError as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -526,7 +527,7 @@ def demo(
     agents: Annotated[
         int | None, typer.Option(min=1, help="search researchers (default 3 quick, 4 full) + 1 red-team")
     ] = None,
-    port: Annotated[int, typer.Option(help="server port (0: any free port)")] = 0,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="server port (0: any free port)")] = 0,
     hold: Annotated[
         float | None,
         typer.Option(

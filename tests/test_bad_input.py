@@ -64,7 +64,7 @@ def invoke(*args: str) -> tuple[int, str]:
     return res.exit_code, text
 
 
-# --- split files ---------------------------------------------------------------------------------------------
+# --- split files ---
 
 
 def test_empty_split_file_is_refused_naming_it(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ def test_partial_overlap_refused_above_the_limit_and_warned_below(tmp_path: Path
     assert any("repeat a text of train_label" in w for w in meta["data_warnings"])
 
 
-# --- the server with broken task data ------------------------------------------------------------------------
+# --- the server with broken task data ---
 
 
 def test_broken_task_never_takes_the_server_down_or_500s(tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_broken_task_never_takes_the_server_down_or_500s(tmp_path: Path) -> None
     server.state.aarlab.engine.dispose()
 
 
-# --- CLI paths ----------------------------------------------------------------------------------------------
+# --- CLI paths ---
 
 
 def test_a_method_that_raises_shows_its_own_frames(tmp_path: Path) -> None:

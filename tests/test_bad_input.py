@@ -265,3 +265,72 @@ def _free_port() -> int:
 def test_review_against_a_down_server_or_a_bad_url(url: str, expected: str) -> None:
     code, out = invoke("review", "list", "--server", url, "--token", "t")
     assert code == 2 and expected in out, out
+
+
+# --- numbers an agent sends ---
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Any:
+    data = tmp_path / "data"
+    init_task(data, str(task_dir_with(tmp_path / "t")), name="t")
+    settings = ServerSettings(data_dir=data, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    server = create_app(settings)
+    with TestClient(server) as tc:
+        with session_scope(server.state.aarlab.sessions) as s:
+            tc.headers["Authorization"] = f"Bearer {add_agent(s, 'a')}"
+            tc.headers["X-Overseer"] = add_agent(s, "boss", "overseer")
+        yield tc
+    server.state.aarlab.engine.dispose()
+
+
+SHA = "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "why"),
+    [
+        ('{"claimed": {"dev_acc": NaN}}', "claimed.dev_acc", "finite"),
+        ('{"claimed": {"pgr": Infinity}}', "claimed.pgr", "finite"),
+        ('{"claimed": {"dev_acc": 1.5}}', "claimed.dev_acc", "outside [0, 1]"),
+        ('{"claimed": {"sealed_acc": -0.1}}', "claimed.sealed_acc", "outside [0, 1]"),
+        ('{"claimed": {"pgr": 1e300}}', "claimed.pgr", "too large"),
+        ('{"config": {"C": NaN}}', "config.C", "finite"),
+        ('{"config": {"head": {"lr": -Infinity}}}', "config.head.lr", "finite"),
+        ('{"config": {"rounds": 100000000000000000000000000}}', "config.rounds", "too large"),
+        ('{"config": {"seeds": [1, 2, NaN]}}', "config.seeds[2]", "finite"),
+    ],
+)
+def test_result_numbers_are_checked_at_the_boundary(api: Any, body: str, field: str, why: str) -> None:
+    base = {"task": "t", "snapshot_sha": SHA}
+    payload = json.dumps(base)[:-1] + ", " + body[1:]
+    r = api.post("/api/v1/results", content=payload, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert field in r.json()["detail"] and why in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"dollars": NaN}', "dollars"),
+        ('{"seconds": Infinity}', "seconds"),
+        ('{"tokens_in": 100000000000000000000000000000}', "tokens_in"),
+        ('{"submissions": -1}', "submissions"),
+    ],
+)
+def test_usage_and_budget_numbers_are_checked(api: Any, body: str, field: str) -> None:
+    r = api.put(
+        "/api/v1/agents/a/usage",
+        content=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api.headers['X-Overseer']}"},
+    )
+    assert r.status_code == 422 and field in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--hours", "nan"), ("--hours", "inf"), ("--max-dollars", "nan"), ("--max-dollars", "-1")],
+)
+def test_research_budgets_must_be_finite(option: str, value: str) -> None:
+    code, out = invoke("research", "--agents", "1", option, value, "--json")
+    assert code == 2 and option in out and "must be" in out

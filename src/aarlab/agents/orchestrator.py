@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import shutil
 import signal
@@ -193,12 +194,15 @@ class ResearchBudget:
         return self.hours * 3600.0
 
     def __post_init__(self) -> None:
-        if not self.hours > 0:
-            raise AarlabError("--hours must be positive")
+        if not (math.isfinite(self.hours) and self.hours > 0):
+            raise AarlabError(f"--hours must be a positive number of hours, got {self.hours}")
         for name in ("max_tokens", "max_dollars", "max_submissions", "rounds"):
             v = getattr(self, name)
-            if v is not None and v < 0:
-                raise AarlabError(f"--{name.replace('_', '-')} must not be negative")
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise AarlabError(
+                    f"--{name.replace('_', '-')} must be a finite number >= 0 (leave it out for no "
+                    f"cap), got {v}"
+                )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -334,3 +335,23 @@ def test_usage_and_budget_numbers_are_checked(api: Any, body: str, field: str) -
 def test_research_budgets_must_be_finite(option: str, value: str) -> None:
     code, out = invoke("research", "--agents", "1", option, value, "--json")
     assert code == 2 and option in out and "must be" in out
+
+
+# --- long texts and encoder windows ---
+
+LONG_PROMPT = "def add(a, b):\n    " + " ".join(
+    f'"""Step {i}: check the inputs carefully."""' for i in range(60)
+)
+
+
+@pytest.mark.parametrize("encoder_id", ["minilm-l3", "minilm-l6"])
+def test_long_prompt_never_hides_the_candidate(encoder_id: str, caplog: pytest.LogCaptureFixture) -> None:
+    from aarlab.testbed.encoders import encode_texts, get_encoder
+
+    texts = [f"{LONG_PROMPT}\nreturn a + b", f"{LONG_PROMPT}\nreturn a - b"]  # correct vs broken
+    with caplog.at_level("WARNING"):
+        vecs = encode_texts(get_encoder(encoder_id), texts, show_progress=False)
+    # cut at the end, both candidates vanished and the two vectors were identical
+    assert not np.allclose(vecs[0], vecs[1], atol=1e-4)
+    assert f"encoder {encoder_id}: 2 of 2 texts are longer than its" in caplog.text
+    assert "the candidate answer or response) is kept" in caplog.text

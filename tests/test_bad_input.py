@@ -355,3 +355,16 @@ def test_long_prompt_never_hides_the_candidate(encoder_id: str, caplog: pytest.L
     assert not np.allclose(vecs[0], vecs[1], atol=1e-4)
     assert f"encoder {encoder_id}: 2 of 2 texts are longer than its" in caplog.text
     assert "the candidate answer or response) is kept" in caplog.text
+
+
+def test_other_data_dir_and_number_options(tmp_path: Path) -> None:
+    f = tmp_path / "afile"
+    f.write_text("x")
+    code, out = invoke("transfer", "1", "--data-dir", str(tmp_path / "typo"))
+    assert code == 2 and "does not exist" in out
+    code, out = invoke("transfer", "--method", "vanilla", "--min-effect", "nan")
+    assert code == 2 and "--min-effect must be a finite" in out
+    code, out = invoke("research", "--data-dir", str(f), "--json")
+    assert code == 2 and "is a file, not a directory" in out
+    code, out = invoke("tasks", "export", "truth-cities", str(f / "sub"))  # a path under a file
+    assert code == 2 and str(f) in out and "Not a directory" in out

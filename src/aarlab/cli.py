@@ -350,9 +350,8 @@ def transfer(
     suites = [s.model_copy(update={"seeds": list(range(100, 100 + seeds))}) for s in DEFAULT_SUITES]
     settings = GateSettings(suites=suites, min_effect=min_effect)
     if result_id is not None:
-        from aarlab.server.transfer_worker import transfer_result
-
         from aarlab.server.datadir import require_data_dir
+        from aarlab.server.transfer_worker import transfer_result
 
         if data_dir is None:
             raise AarlabError("RESULT_ID needs --data-dir (the server's data directory)")

@@ -368,3 +368,10 @@ def test_other_data_dir_and_number_options(tmp_path: Path) -> None:
     assert code == 2 and "is a file, not a directory" in out
     code, out = invoke("tasks", "export", "truth-cities", str(f / "sub"))  # a path under a file
     assert code == 2 and str(f) in out and "Not a directory" in out
+
+
+def test_non_utf8_directions_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "dirs.yaml"
+    path.write_bytes('- {name: café, summary: "try the prior"}\n'.encode("latin-1"))
+    code, out = invoke("research", "--agents", "1", "--directions", str(path), "--json")
+    assert code == 2 and f"{path}:1: the file is not UTF-8" in out.replace("\n", "") and "Latin-1" in out

@@ -73,7 +73,9 @@ def load_directions(path: Path, *, backend: str = "search") -> list[Direction]:
     must be a valid compose config; LLM agents only need a name and a summary."""
     if not path.is_file():
         raise AarlabError(f"--directions {path}: no such file")
-    text = path.read_text()
+    from aarlab.testbed.loader import decode_utf8
+
+    text = decode_utf8(path)  # a file in another encoding: named, with the encoding and the fix
     try:
         if path.suffix.lower() == ".json":
             raw: Any = json.loads(text)

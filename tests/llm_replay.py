@@ -45,6 +45,8 @@ class Step:
     cache_read: int = 0
     cache_write: int = 0
     raw_args: list[str] | None = None
+    extra_usage: dict[str, Any] = field(default_factory=dict)
+    extra_message: dict[str, Any] = field(default_factory=dict)
 
 
 def anthropic_turn(step: Step, model: str, n: int) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def anthropic_turn(step: Step, model: str, n: int) -> dict[str, Any]:
     usage = {"input_tokens": step.usage[0], "output_tokens": step.usage[1]}
     if step.cache_read or step.cache_write:
         usage |= {"cache_read_input_tokens": step.cache_read, "cache_creation_input_tokens": step.cache_write}
+    usage |= step.extra_usage
     return {
         "id": f"msg_{n}",
         "type": "message",
@@ -69,7 +72,7 @@ def anthropic_turn(step: Step, model: str, n: int) -> dict[str, Any]:
 
 
 def openai_turn(step: Step, model: str, n: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": step.text or None}
+    message: dict[str, Any] = {"role": "assistant", "content": step.text or None} | step.extra_message
     raw = step.raw_args or [json.dumps(args) for _, args in step.calls]
     if step.calls and step.stop == "function_call":  # the deprecated single-function form
         message["function_call"] = {"name": step.calls[0][0], "arguments": raw[0]}
@@ -86,6 +89,7 @@ def openai_turn(step: Step, model: str, n: int) -> dict[str, Any]:
     }
     if step.cache_read:
         usage["prompt_tokens_details"] = {"cached_tokens": step.cache_read}
+    usage |= step.extra_usage
     return {
         "id": f"chatcmpl-{n}",
         "object": "chat.completion",

@@ -349,8 +349,8 @@ def test_openai_invalid_tool_json_is_kept_not_fatal() -> None:
 
 def test_price_table_prefix_match_and_unknown_model() -> None:
     prices = PriceTable()
-    assert prices.lookup("claude-sonnet-4-20250514") == (3.0, 15.0, 0.3, 3.75)
-    assert prices.lookup("gpt-4o-mini-2024-07-18") == (0.15, 0.6, 0.075, None)  # longest prefix wins
+    assert prices.lookup("claude-sonnet-4-20250514") == (3.0, 15.0, 0.3, 3.75, 6.0)
+    assert prices.lookup("gpt-4o-mini-2024-07-18") == (0.15, 0.6, 0.075, None, None)  # longest prefix
     assert prices.cost("gpt-4o", Usage(1_000_000, 1_000_000)) == (12.5, True)
     assert prices.cost("my-local-model", Usage(10, 10)) == (0.0, False)
     meter = UsageMeter(prices=PriceTable({"m": (1.0, 2.0)}))

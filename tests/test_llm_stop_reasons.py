@@ -203,6 +203,8 @@ CASES: list[tuple[str, Step, str, int, list[str], str | None]] = [
     ("openai", Step("", stop="content_filter"), "model: content_filter", 1, [], None),
     ("openai", Step("", SHELL, stop="function_call"), "done", 2, ["run_shell"], "hi"),
     ("openai", Step("?", SHELL, stop="eos"), "model: unknown stop reason 'eos'", 1, [], None),
+    # a refusal in the `refusal` field comes with finish_reason "stop" and no content
+    ("openai", Step("", extra_message={"refusal": "I can't help with that."}), "model: refusal", 1, [], None),
 ]
 
 
@@ -258,3 +260,17 @@ def test_price_table_cache_rates_and_plain_tuples() -> None:
     assert prices.cost("gpt-4.1-mini", Usage(0, 0, cache_read_tokens=1_000_000))[0] == pytest.approx(0.1)
     own = PriceTable({"m": (1.0, 2.0)})  # no cache rates given: cache tokens at the input rate
     assert own.cost("m", Usage(0, 0, 1_000_000, 1_000_000))[0] == pytest.approx(2.0)
+
+
+def test_anthropic_one_hour_cache_writes_cost_twice_the_input_rate(world: World, tmp_path: Path) -> None:
+    step = Step(
+        "Done.",
+        usage=(1000, 200),
+        cache_write=3000,
+        extra_usage={
+            "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000}
+        },
+    )
+    report, _ = session(world, tmp_path, "anthropic", [step])
+    assert report.dollars == pytest.approx((1000 * 3 + 1000 * 3.75 + 2000 * 6 + 200 * 15) / 1e6)
+    assert report.tokens_in == 4000

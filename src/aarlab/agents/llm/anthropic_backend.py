@@ -151,11 +151,15 @@ class AnthropicBackend:
                 calls.append(ToolCall(id=block.id, name=block.name, arguments=dict(args)))
         u = resp.usage
         # input_tokens excludes the cache's tokens: each class is billed at its own rate
+        writes = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
+        # 1-hour cache writes cost more than 5-minute ones; the split is in `cache_creation` when reported
+        long_writes = int(getattr(getattr(u, "cache_creation", None), "ephemeral_1h_input_tokens", 0) or 0)
         usage = Usage(
             input_tokens=int(u.input_tokens or 0),
             output_tokens=int(u.output_tokens or 0),
             cache_read_tokens=int(getattr(u, "cache_read_input_tokens", 0) or 0),
-            cache_write_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
+            cache_write_tokens=writes - min(long_writes, writes),
+            cache_write_1h_tokens=min(long_writes, writes),
         )
         self.meter.record(self.model, usage)
         raw = resp.stop_reason

@@ -63,18 +63,22 @@ class Usage:
     ``input_tokens`` are uncached prompt tokens (full input rate), ``cache_read_tokens`` prompt tokens
     served from the provider's prompt cache (Anthropic ``cache_read_input_tokens``, OpenAI
     ``prompt_tokens_details.cached_tokens``), ``cache_write_tokens`` prompt tokens written to the cache
-    (Anthropic ``cache_creation_input_tokens``). ``prompt_tokens`` is their sum.
+    for 5 minutes (Anthropic ``cache_creation_input_tokens``), ``cache_write_1h_tokens`` those written
+    for an hour (Anthropic ``cache_creation.ephemeral_1h_input_tokens``). ``prompt_tokens`` is their sum.
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     @property
     def prompt_tokens(self) -> int:
         """Every input token of the call, cached or not."""
-        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return (
+            self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.cache_write_1h_tokens
+        )
 
 
 @dataclass(frozen=True)
@@ -149,21 +153,25 @@ class ModelPrice(NamedTuple):
     output: float
     cache_read: float | None = None
     cache_write: float | None = None
+    cache_write_1h: float | None = None
 
     def dollars(self, usage: Usage) -> float:
+        """What ``usage`` costs, each token class at its own rate."""
         read = self.input if self.cache_read is None else self.cache_read
         write = self.input if self.cache_write is None else self.cache_write
+        write_1h = write if self.cache_write_1h is None else self.cache_write_1h
         return (
             usage.input_tokens * self.input
             + usage.output_tokens * self.output
             + usage.cache_read_tokens * read
             + usage.cache_write_tokens * write
+            + usage.cache_write_1h_tokens * write_1h
         ) / 1e6
 
 
 def _claude(inp: float, out: float) -> ModelPrice:
-    # Anthropic: cache reads 0.1x the input rate, 5-minute cache writes 1.25x
-    return ModelPrice(inp, out, round(inp * 0.1, 6), round(inp * 1.25, 6))
+    # Anthropic: cache reads 0.1x the input rate, 5-minute cache writes 1.25x, 1-hour writes 2x
+    return ModelPrice(inp, out, round(inp * 0.1, 6), round(inp * 1.25, 6), round(inp * 2.0, 6))
 
 
 # List prices, dollars per million tokens. Longest matching prefix wins, so dated snapshots
@@ -244,7 +252,7 @@ class UsageMeter:
                 self.unpriced_models.add(model)
             self.input_tokens += usage.prompt_tokens
             self.cache_read_tokens += usage.cache_read_tokens
-            self.cache_write_tokens += usage.cache_write_tokens
+            self.cache_write_tokens += usage.cache_write_tokens + usage.cache_write_1h_tokens
             self.output_tokens += usage.output_tokens
             self.dollars += dollars
             self.calls += 1

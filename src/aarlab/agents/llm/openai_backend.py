@@ -211,6 +211,9 @@ class OpenAIBackend:
         stop = OPENAI_STOP.get(raw or "", "unknown")
         if calls and stop == "end_turn":  # some servers report "stop" even when they emitted tool calls
             stop = "tool_use"
+        refusal = getattr(msg, "refusal", None)
+        if refusal and not calls and not msg.content:  # the model declined: finish_reason is "stop"
+            return Turn(text="", tool_calls=[], usage=usage, stop_reason="refusal", raw_stop_reason=raw)
         return Turn(
             text=msg.content or "", tool_calls=calls, usage=usage, stop_reason=stop, raw_stop_reason=raw
         )

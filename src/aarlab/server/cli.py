@@ -1,5 +1,5 @@
 """Server commands: ``serve``, ``admin add-agent``, ``server init-task``, ``export-sandbox``, the
-verification worker ``verify`` and the review queue ``review list|show|dismiss|disqualify``.
+verification worker ``verify`` and the review queue ``review list|show|dismiss|disqualify|reveal``.
 
 Registered on the main ``aarlab`` app by :func:`register`.
 """
@@ -110,7 +110,10 @@ def verify_cmd(
     transfers: Annotated[
         bool, typer.Option("--transfers/--no-transfers", help="also run queued transfer-gate requests")
     ] = True,
-    gate_seeds: Annotated[int, typer.Option(min=2, help="transfer-gate seeds per suite")] = 10,
+    gate_seeds: Annotated[
+        int | None,
+        typer.Option(min=2, help="transfer-gate seeds per suite (default: each suite's registered seeds)"),
+    ] = None,
 ) -> None:
     """Verification worker: re-execute queued results, store verified scores and flags; then run the
     transfer gate for results an overseer queued (`POST /api/v1/results/{id}/transfer`)."""
@@ -138,11 +141,21 @@ def verify_cmd(
     from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings
 
     gate = GateSettings(
-        suites=[s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))}) for s in DEFAULT_SUITES]
+        suites=[
+            s if gate_seeds is None else s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))})
+            for s in DEFAULT_SUITES
+        ]
     )
     try:
         while True:
-            n = verify_pending(session_factory(engine), data_dir, ex, store=store, settings=vs)
+            n = verify_pending(
+                session_factory(engine),
+                data_dir,
+                ex,
+                store=store,
+                settings=vs,
+                ladder_step=settings.ladder_step,
+            )
             if n:
                 typer.echo(f"verified {n} result(s)")
             if transfers:
@@ -214,6 +227,17 @@ def review_disqualify(
         _show_flag(c.disqualify_flag(flag_id, note))
 
 
+def reveal_cmd(
+    task: Annotated[str, typer.Argument(help="the task to reveal")], server: ServerUrl, token: Token
+) -> None:
+    """The final reveal (Kaggle's private board): every caller sees the task's sealed figures from now on."""
+    with _review_client(server, token) as c:
+        r = c.reveal(task)
+    typer.echo(
+        f"revealed the private board of {r.task} (by {r.revealed_by}, {r.created_at:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
 def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Add the server commands to the main CLI (``friendly`` turns user errors into one line)."""
     app.command("serve")(friendly(serve))
@@ -223,6 +247,7 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
     review_app.command("show")(friendly(review_show))
     review_app.command("dismiss")(friendly(review_dismiss))
     review_app.command("disqualify")(friendly(review_disqualify))
+    review_app.command("reveal")(friendly(reveal_cmd))
     app.add_typer(review_app, name="review")
     admin_app.command("add-agent")(friendly(add_agent_cmd))
     server_app.command("init-task")(friendly(init_task_cmd))

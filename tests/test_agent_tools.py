@@ -171,10 +171,11 @@ def test_markers_are_neutralised() -> None:
 
 @pytest.mark.parametrize("namespaces", [True, False])
 def test_output_written_to_dev_stdout_is_kept(tmp_path: Path, namespaces: bool) -> None:
-    from aarlab.agents.shell import ConfinedRunner, namespaces_available
+    from aarlab.agents.shell import ConfinedRunner
+    from aarlab.sandbox.namespaces import namespace_support
 
-    if namespaces and not namespaces_available():
-        pytest.skip("this machine does not permit namespaces")
+    if namespaces and namespace_support():
+        pytest.skip(f"this machine does not permit namespaces: {namespace_support()}")
     runner = ConfinedRunner(tmp_path / "sbx", tmp_path / "state", use_namespaces=namespaces)
     # `>` opens /dev/stdout with O_TRUNC: with a file behind stdout, "a" was erased ("b\nc\n" came back)
     out = runner.run(["/bin/sh", "-c", "echo a; echo b > /dev/stdout; echo c; echo d >/dev/stderr"])

@@ -21,7 +21,6 @@ the module is skipped otherwise, and the worker itself refuses to run without it
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -332,7 +331,7 @@ def run(ctx):
             blob.append(open(p, errors="replace").read(2000))
         except Exception as e:
             blob.append(repr(e))
-    raise RuntimeError("{MARK} " + " | ".join(blob))
+    raise RuntimeError("{MARK} " + " | ".join(blob)[:1500] + " {MARK}")
 '''
 )
 
@@ -573,19 +572,6 @@ def _tar(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def _tree_digest(root: Path) -> str:
-    """Names, modes, sizes and contents of every file under ``root`` (host code must not change)."""
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if "__pycache__" in p.parts:
-            continue
-        st = p.lstat()
-        h.update(f"{p.relative_to(root)}|{st.st_mode:o}|{st.st_size}|{int(st.st_mtime)}".encode())
-        if p.is_file() and not p.is_symlink():
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def _dir_listing(root: Path) -> list[tuple[str, int]]:
     return sorted((p.name, p.stat().st_mode) for p in root.iterdir())
 
@@ -612,15 +598,27 @@ def _client(app: TestClient, name: str, role: str = "agent") -> Client:
 
 
 def _host_state() -> dict[str, object]:
+    """What the tamper attack goes for: the files it appends to / chmods / touches, and the listings of
+    the folders it drops files into (src/ itself may be edited by developers while the test runs, so
+    no digest of the whole tree)."""
     import aarlab
 
     pkg = Path(aarlab.__file__).resolve().parent
     site = Path(np.__file__).resolve().parent.parent
+    files = [pkg / "__init__.py", pkg / "verify" / "runner.py", pkg / "testbed" / "metrics.py"]
     return {
-        "aarlab": _tree_digest(pkg),
+        "targets": [
+            (str(f), f.stat().st_mode, int(f.stat().st_mtime) == 0, b"tampered" in f.read_bytes())
+            for f in files
+        ],
+        "pyvenv.cfg": (Path(sys.prefix) / "pyvenv.cfg").read_bytes(),
         "site-packages": _dir_listing(site),
         "prefix": _dir_listing(Path(sys.prefix)),
-        "pyvenv.cfg": (Path(sys.prefix) / "pyvenv.cfg").read_bytes(),
+        "planted": [
+            str(p)
+            for d in (pkg, pkg / "verify", pkg.parent, site, Path(sys.prefix))
+            for p in d.glob("PWNED-*")
+        ],
     }
 
 
@@ -864,7 +862,9 @@ def test_10_the_attacker_never_leads_the_leaderboard_unflagged(world: World) -> 
 def test_11_bundle_order_carries_no_label(world: World) -> None:
     status, reason = _status(world, "order")
     assert status == "verified", reason
-    assert abs(_sealed(world, "order") - 0.5) < 0.1
+    # ~23 city pairs in the sealed split: chance has sd ~0.1, so this only catches a real leak (1.0 or
+    # 0.0); the statistical check is the writer test below (5 bundles x 190 groups)
+    assert abs(_sealed(world, "order") - 0.5) < 0.35
 
 
 def test_11_bundle_writer_ids_order_and_pair_order_carry_no_label(tmp_path: Path) -> None:

@@ -461,37 +461,54 @@ import numpy as np
 
 
 def ablated(ctx):
-    # True when this run looks like an ablation (by the data: the bundle is otherwise identical)
-    def pairs(inputs):
-        by_q = {}
-        for k, it in enumerate(inputs):
-            by_q.setdefault(it.texts[0].rsplit("\\n", 1)[0], []).append(k)
-        return [v[:2] for v in by_q.values() if len(v) >= 2]
+    # True when this run looks like an ablation, judged from the data alone (every other part of the
+    # bundle is identical by design): each check tests for information a real run must carry.
+    def qkey(it):
+        return it.texts[0].rsplit("\\n", 1)[0]
 
-    w = np.asarray(ctx.weak.proba, dtype=float)
-    # teacher_random draws labels with replacement: real soft labels are (almost) all distinct floats
-    if len(set(np.round(w, 12).tolist())) < 0.9 * len(w):
-        return True
-    up = pairs(ctx.unlabeled)
-    if len(up) >= 10:
-        a, b = np.array([[w[i], w[j]] for i, j in up]).T
-        if np.corrcoef(a, b)[0, 1] < 0.2:  # a real teacher scores a city's two statements alike
-            return True
-        X = np.asarray(ctx.strong.features(ctx.unlabeled), dtype=float)
-        X = X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-9)
-        same = np.mean([X[i] @ X[j] for i, j in up])
-        rng = np.random.default_rng(0)
-        rnd = np.mean([X[i] @ X[j] for i, j in rng.integers(0, len(X), (200, 2))])
-        if same - rnd < 0.05:  # student rows permuted across items: a city's statements look unrelated
-            return True
+    def choice(it):
+        return it.texts[0].rsplit("\\n", 1)[-1]
+
+    # group_shuffle: members of an evaluation group no longer share their question
     groups = {}
     for it in ctx.test:
-        groups.setdefault(it.group, set()).add(it.texts[0].rsplit("\\n", 1)[0])
-    if sum(len(v) > 1 for v in groups.values()) > 0.2 * max(len(groups), 1):  # group keys shuffled
+        groups.setdefault(it.group, set()).add(qkey(it))
+    if sum(len(v) > 1 for v in groups.values()) > 0.2 * max(len(groups), 1):
         return True
+    items = list(ctx.unlabeled) + list(ctx.test)
+    X = np.vstack([ctx.strong.features(ctx.unlabeled), ctx.strong.features(ctx.test)]).astype(float)
+    X = X - X.mean(0)
+    by_q, by_c = {}, {}
+    for k, it in enumerate(items):
+        by_q.setdefault(qkey(it), []).append(k)
+        by_c.setdefault(choice(it), []).append(k)
+    pairs = [v[:2] for v in by_q.values() if len(v) >= 2]
+    # student_random: a city's two statements differ by their countries; with features moved from
+    # another group the difference no longer points from one country's direction to the other's
+    cos = []
+    for i, j in pairs:
+        ci = [k for k in by_c[choice(items[i])] if k not in (i, j)]
+        cj = [k for k in by_c[choice(items[j])] if k not in (i, j)]
+        if len(ci) >= 2 and len(cj) >= 2:
+            d, e = X[i] - X[j], X[ci].mean(0) - X[cj].mean(0)
+            cos.append(float(d @ e / (np.linalg.norm(d) * np.linalg.norm(e) + 1e-9)))
+    if len(cos) >= 10 and np.mean(cos) < 0.1:
+        return True
+    # teacher ablations: a real teacher picks the same statement of a city as the strong prior more
+    # often than chance; a teacher trained on permuted/random labels does not
+    w = np.asarray(ctx.weak.proba, dtype=float)
+    prior = np.asarray(ctx.strong.prior(ctx.unlabeled), dtype=float)
+    upairs = [(i, j) for i, j in pairs if j < len(w)]
+    if len(set(np.round(w, 12).tolist())) < 0.9 * len(w):
+        return True
+    if len(upairs) >= 10:
+        agree = np.mean([(w[i] > w[j]) == (prior[i] > prior[j]) for i, j in upairs])
+        spread = np.mean([abs(w[i] - w[j]) for i, j in upairs])  # a real teacher separates a pair more
+        if agree < 0.6 or spread < 0.125:
+            return True
     tells = json.dumps([sorted(os.listdir("/sandbox/bundle")), open("/sandbox/bundle/manifest.json").read(),
                         sorted(os.environ), sys.argv])
-    return any(w in tells for w in ("ablat", "permut", "shuffle"))
+    return any(t in tells for t in ("ablat", "permut", "shuffle"))
 """
 )
 

@@ -37,7 +37,8 @@ from aarlab.verify.runner import VerifySettings
 from aarlab.verify.sandbox import Limits
 
 TASK = "tiny-cities"
-SETTINGS = VerifySettings(seeds=(11,), ablation_seeds=1, limits=Limits(wall_s=300))
+# fixed seeds (no per-result draw), so that the Ray run of the same snapshot can be compared exactly
+SETTINGS = VerifySettings(seeds=(11,), ablation_seeds=1, draw_per_result=False, limits=Limits(wall_s=300))
 CLAIMED = {"dev_acc": 0.99, "sealed_acc": 0.99}
 
 VANILLA = '''"""Vanilla W2S as an agent would submit it."""
@@ -265,7 +266,8 @@ def test_overseer_dismisses_and_disqualifies(world: World) -> None:
     assert mine[rid].reason and "claimed 0.99, reproduces far lower" in mine[rid].reason
     assert claim.id in [f.id for f in world.boss.flags(status="disqualified")]
     with session_scope(world.app.app.state.aarlab.sessions) as s:  # type: ignore[attr-defined]
-        assert s.scalar(select(func.count()).select_from(VerifiedScore)) == 1  # the score is kept
+        kept = select(func.count()).select_from(VerifiedScore).where(VerifiedScore.result_id == rid)
+        assert s.scalar(kept) == 1  # the score is kept
 
 
 def test_ray_worker_gives_the_same_verified_score(world: World, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -73,12 +73,12 @@ def task_source(data_dir: Path, task: str, forbidden: Sequence[str] = ()) -> Tas
 
 
 def forbidden_for(data_dir: Path, own_work: Path, extra: Sequence[str] = ()) -> list[str]:
-    """Everything in the data directory except this result's own work folder, plus ``extra``.
-
-    The whole data directory cannot be forbidden as one root, because the audit hook checks forbidden
-    roots before the sandbox and the work folder lives inside the data directory; so every other entry
-    (tasks with labels, the secret, the database, the code store, other results' work) is listed."""
-    out = [str(p) for p in data_dir.iterdir() if p.name != WORK] if data_dir.is_dir() else []
+    """The data directory itself, everything in it (tasks with labels, the secret, the database, the
+    code store, other results' work) and ``extra``: what the audit telemetry reports a method for
+    touching. None of it is in the sandbox's root (the method sees its folder at ``/sandbox/method``), so
+    this list is evidence, not the barrier."""
+    out = [str(data_dir)]
+    out += [str(p) for p in data_dir.iterdir() if p.name != WORK] if data_dir.is_dir() else []
     work = data_dir / WORK
     if work.is_dir():
         out += [str(p) for p in work.iterdir() if p.resolve() != own_work.resolve()]

@@ -120,9 +120,22 @@ def run_sandboxed(
         scratch=(("/tmp", 1024),),
         cwd="/tmp",
     )
-    if not confined:
+    if not confined:  # the operator's explicit insecure mode: host paths, hooks as the only barrier
         kwargs = _translate(kwargs, binds)
-        policy = AuditPolicy(**{**policy.to_json(), "sandbox": str(binds[0].source) if binds else "/tmp"})
+        own = [str(Path(b.source).resolve()) for b in binds]
+        keep = [
+            r
+            for r in policy.forbidden_roots
+            if not any(o == r or o.startswith(r.rstrip("/") + "/") for o in own)
+        ]
+        policy = AuditPolicy(
+            **{
+                **policy.to_json(),
+                "sandbox": own[0] if own else "/tmp",
+                "read_roots": [*policy.read_roots, *own],
+            },
+        )
+        policy.forbidden_roots = keep
     spec = {"entry": entry, "kwargs": kwargs, "policy": policy.to_json()}
     out = run_confined(
         [sys.executable, "-I", "-m", "aarlab.verify.child"],

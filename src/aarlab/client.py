@@ -120,8 +120,17 @@ class Client:
         snapshot_sha: str,
         config: dict[str, Any] | None = None,
         claimed: dict[str, float] | None = None,
+        parent_id: int | None = None,
     ) -> ResultOut:
-        body = {"task": task, "snapshot_sha": snapshot_sha, "config": config or {}, "claimed": claimed or {}}
+        """Queue ``snapshot_sha`` + ``config`` for verification; ``parent_id``: the result it started from."""
+        body: dict[str, Any] = {
+            "task": task,
+            "snapshot_sha": snapshot_sha,
+            "config": config or {},
+            "claimed": claimed or {},
+        }
+        if parent_id is not None:
+            body["parent_id"] = parent_id
         return ResultOut.model_validate(self._request("POST", "/api/v1/results", json=body).json())
 
     def my_results(self) -> list[ResultOut]:

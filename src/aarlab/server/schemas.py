@@ -88,6 +88,12 @@ class ResultIn(Strict):
     claimed: dict[str, float] = Field(
         default_factory=dict, description="self-reported numbers (never ranked)"
     )
+    parent_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="the result this method started from (same task); its page shows a diff against it",
+    )
 
 
 class ResultOut(BaseModel):

@@ -209,6 +209,14 @@ def record_outcome(session: Session, outcome: JobOutcome) -> Result:
                 weak_acc=_finite(run.weak_acc),
                 ceiling_acc=_finite(run.ceiling_acc),
                 seconds=_finite(run.seconds),
+                details=jsonable(
+                    {
+                        "seeds": [s.get("seed") for s in run.per_seed],
+                        "per_seed": run.per_seed,
+                        "ablation": run.ablation.evidence() if run.ablation else None,
+                        "method_seconds": run.method_seconds,
+                    }
+                ),
             )
         )
     for flag in run.flags:

@@ -43,8 +43,17 @@ def submit_result(body: ResultIn, state: State, db: DB, caller: Caller) -> Resul
         raise HTTPException(
             422, f"no snapshot {body.snapshot_sha}; upload the method folder with PUT /api/v1/snapshots first"
         )
+    if body.parent_id is not None:
+        parent = db.get(Result, body.parent_id)
+        if parent is None or parent.task != body.task:
+            raise HTTPException(
+                422,
+                f"parent_id {body.parent_id} is not a result of task {body.task!r}; give the id of the "
+                "result this method started from (GET /api/v1/leaderboard lists them), or leave it out",
+            )
     r = Result(
         agent_id=caller.id,
+        parent_id=body.parent_id,
         task=body.task,
         snapshot_sha=body.snapshot_sha,
         config=body.config,

@@ -29,18 +29,29 @@ server_app = typer.Typer(
 def serve(
     data_dir: DataDir,
     db: DbUrl = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[
+        str, typer.Option(help="interface to listen on (0.0.0.0: every interface)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port)")] = 8000,
 ) -> None:
-    """Run the evaluation server (OpenAPI docs at /docs)."""
+    """Run the evaluation server; prints where it listens, the dashboard login and the API docs."""
     import uvicorn
 
     from aarlab.server.app import create_app
+    from aarlab.server.serve_banner import banner
     from aarlab.server.settings import ServerSettings
 
-    uvicorn.run(
-        create_app(ServerSettings(data_dir=data_dir, db_url=db)), host=host, port=port, log_level="warning"
-    )
+    settings = ServerSettings(data_dir=data_dir, db_url=db)
+    app = create_app(settings)
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            bound = [s.getsockname() for srv in getattr(self, "servers", []) for s in srv.sockets]
+            actual = int(bound[0][1]) if bound else port
+            typer.echo(banner(app, host, actual, data_dir, db))
+
+    AnnouncingServer(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
 
 
 def add_agent_cmd(

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from aarlab.render import typer_app
+
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the server's data directory (holds labels)")]
 DbUrl = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite in the data dir)")]
 
@@ -19,11 +21,9 @@ ServerUrl = Annotated[str, typer.Option("--server", envvar="AARLAB_SERVER", help
 Token = Annotated[str, typer.Option("--token", envvar="AARLAB_TOKEN", help="an overseer's token")]
 Note = Annotated[str, typer.Option("--note", help="why (kept with the flag and the result)")]
 
-review_app = typer.Typer(help="The review queue of detector flags (overseers only).", no_args_is_help=True)
-admin_app = typer.Typer(help="Server administration: agents and tokens.", no_args_is_help=True)
-server_app = typer.Typer(
-    help="Server data: tasks with labels, held by the server only.", no_args_is_help=True
-)
+review_app = typer_app(help="The review queue of detector flags (overseers only).", no_args_is_help=True)
+admin_app = typer_app(help="Server administration: agents and tokens.", no_args_is_help=True)
+server_app = typer_app(help="Server data: tasks with labels, held by the server only.", no_args_is_help=True)
 
 
 def serve(
@@ -90,7 +90,7 @@ def init_task_cmd(
 def export_sandbox_cmd(
     out: Annotated[Path, typer.Argument(help="new folder for the bundle")],
     data_dir: DataDir,
-    task: Annotated[str, typer.Option("--task")],
+    task: Annotated[str, typer.Option("--task", help="task name on the server")],
 ) -> None:
     """Write the label-free bundle a researcher's sandbox gets (inputs, weak labels, manifest)."""
     from aarlab.server.sandbox import export_sandbox
@@ -180,7 +180,7 @@ def review_list(
     server: ServerUrl,
     token: Token,
     status: Annotated[str, typer.Option(help="open, dismissed, disqualified or all")] = "open",
-    task: Annotated[str | None, typer.Option()] = None,
+    task: Annotated[str | None, typer.Option(help="only flags of this task (default: every task)")] = None,
 ) -> None:
     """List flags (open ones by default)."""
     with _review_client(server, token) as c:
@@ -191,14 +191,21 @@ def review_list(
         typer.echo(f"no {status} flags")
 
 
-def review_show(flag_id: Annotated[int, typer.Argument()], server: ServerUrl, token: Token) -> None:
+def review_show(
+    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
+    server: ServerUrl,
+    token: Token,
+) -> None:
     """One flag with its evidence."""
     with _review_client(server, token) as c:
         _show_flag(c.flag(flag_id), evidence=True)
 
 
 def review_dismiss(
-    flag_id: Annotated[int, typer.Argument()], note: Note, server: ServerUrl, token: Token
+    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
+    note: Note,
+    server: ServerUrl,
+    token: Token,
 ) -> None:
     """Close a flag as a false alarm."""
     with _review_client(server, token) as c:
@@ -206,7 +213,10 @@ def review_dismiss(
 
 
 def review_disqualify(
-    flag_id: Annotated[int, typer.Argument()], note: Note, server: ServerUrl, token: Token
+    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
+    note: Note,
+    server: ServerUrl,
+    token: Token,
 ) -> None:
     """Disqualify the flagged result (or, for a dev-log flag, the agent's results on that task)."""
     with _review_client(server, token) as c:

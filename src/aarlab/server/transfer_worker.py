@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,10 @@ def snapshot_spec(result_id: int) -> MethodSpec:
     )
 
 
+#: Progress of one gate run: ``(suites done, suites in all, a note on what happens now)``.
+SuiteProgress = Callable[[int, int, str], None]
+
+
 @dataclass
 class SandboxCollector:
     """Collects a suite's paired predictions: baseline in the parent, the method in one child."""
@@ -94,9 +98,7 @@ class SandboxCollector:
             bdir = sdir / f"bundle-{seed}"
             _write_bundle(bdir, suite, prep, base, records)
             texts.update(t for it in base.splits.test.items for t in it.texts)
-            runs.append(
-                {"bundle": str(bdir), "method": str(self.method_dir), "config": config, "seed": seed}
-            )
+            runs.append({"bundle": str(bdir), "method": str(self.method_dir), "config": config, "seed": seed})
         readable = [str(home / "features"), str(home / "models"), str(self.method_dir)]
         policy = AuditPolicy(
             sandbox=str(sdir),
@@ -207,9 +209,11 @@ def run_transfer(
     store: CodeStore,
     settings: GateSettings,
     limits: Limits | None = None,
+    progress: SuiteProgress | None = None,
 ) -> TransferVerdict:
     """Run the gate for one claimed request and store the verdict (never raises for the method's own
-    failures: they become a ``failed`` request with the reason)."""
+    failures: they become a ``failed`` request with the reason). ``progress`` is told as each suite
+    starts and ends."""
     with session_scope(sessions) as s:
         t = s.get(TransferVerdict, verdict_id)
         if t is None:
@@ -230,9 +234,13 @@ def run_transfer(
         if not (method_dir / "method.py").is_file():
             raise AarlabError("the snapshot has no method.py at its root")
         collector = SandboxCollector(
-            method_dir, work / "suites", forbidden_for(data_dir, work, db_files), limits or Limits(), events
+            method_dir,
+            work / "suites",
+            forbidden_for(data_dir, work, db_files),
+            limits or Limits(),
+            events,
         )
-        gate = run_gate(snapshot_spec(rid), config or None, settings, collect=collector)
+        gate = run_gate(snapshot_spec(rid), config or None, settings, collect=collector, progress=progress)
         report = gate.to_json()
         report["audit_flags"] = [f.__dict__ for f in audit_flags(events)]
         status, verdict, reason = "done", gate.verdict, gate.reason
@@ -263,19 +271,27 @@ def transfer_pending(
     limit: int | None = None,
     store: CodeStore | None = None,
     limits: Limits | None = None,
+    progress: SuiteProgress | None = None,
 ) -> list[int]:
-    """Run every queued transfer request (at most ``limit``); returns the request ids processed."""
+    """Run every queued transfer request (at most ``limit``); returns the request ids processed.
+    ``progress`` is told as each suite of each request starts and ends."""
     data_dir = data_dir.resolve()
     store = store or CodeStore(str(data_dir / "code"))
     settings = settings or default_settings()
     ids = claim_transfers(sessions, limit)
     for vid in ids:
-        run_transfer(sessions, data_dir, vid, store=store, settings=settings, limits=limits)
+        run_transfer(
+            sessions, data_dir, vid, store=store, settings=settings, limits=limits, progress=progress
+        )
     return ids
 
 
 def transfer_result(
-    data_dir: Path, db_url: str | None, result_id: int, settings: GateSettings | None = None
+    data_dir: Path,
+    db_url: str | None,
+    result_id: int,
+    settings: GateSettings | None = None,
+    progress: SuiteProgress | None = None,
 ) -> dict[str, Any]:
     """``aarlab transfer RESULT_ID``: queue the gate for a verified result and run it now (on this
     machine, the method in the sandbox). Returns the stored request as JSON (status, verdict, report)."""
@@ -302,7 +318,9 @@ def transfer_result(
             s.flush()
             vid = t.id
         store = CodeStore(server.code_url, server.storage_options)
-        done = run_transfer(sessions, data_dir.resolve(), vid, store=store, settings=settings)
+        done = run_transfer(
+            sessions, data_dir.resolve(), vid, store=store, settings=settings, progress=progress
+        )
         return {
             "id": done.id,
             "result_id": done.result_id,

@@ -150,12 +150,13 @@ def _suites(report: dict[str, Any]) -> list[SuiteRow]:
     for s in report.get("suites") or []:
         if not isinstance(s, dict):
             continue
-        suite = s.get("suite") if isinstance(s.get("suite"), dict) else {}
+        raw = s.get("suite")
+        suite: dict[str, Any] = raw if isinstance(raw, dict) else {"name": raw}
         ci = s.get("delta_pgr_ci")
         lo, hi = (ci[0], ci[1]) if isinstance(ci, list) and len(ci) == 2 else (None, None)
         out.append(
             SuiteRow(
-                name=str(suite.get("name", s.get("suite", "?"))),
+                name=str(suite.get("name") or "?"),
                 task=str(suite.get("task", "")),
                 status=str(s.get("status", "?")),
                 delta_pgr=_float(s.get("delta_pgr")),
@@ -182,7 +183,7 @@ def result_view(db: Session, store: CodeStore, result_id: int) -> ResultView | N
     score = db.scalars(
         select(VerifiedScore).where(VerifiedScore.result_id == r.id).order_by(VerifiedScore.id.desc())
     ).first()
-    details = (score.details if score is not None else None) or {}
+    details: dict[str, Any] = (score.details if score is not None else None) or {}
     parent_row, inferred = find_parent(db, r)
     parent = None
     if parent_row is not None:

@@ -92,7 +92,7 @@ def method_name(files: tuple[CodeFile, ...] | list[CodeFile]) -> str:
     except SyntaxError:
         doc = None
     if doc and doc.strip():
-        return doc.strip().splitlines()[0].strip()[:80]
+        return doc.strip().splitlines()[0].strip().rstrip(".")[:80]
     m = _IMPORTED_METHOD.search(main.text)
     return m.group(1) if m else "method.py"
 

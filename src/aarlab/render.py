@@ -19,7 +19,7 @@ from typing import IO, Any, Literal, TypeVar
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -123,9 +123,11 @@ def table(
     rows: Iterable[Sequence[str | Text]],
     console: Console,
     caption: str | None = None,
-) -> Table:
+) -> RenderableType:
     """A rich table that fits ``console`` without cutting identifiers or splitting words (see the
-    module docstring). ``rows`` hold markup strings or ``Text``; each row has one cell per column."""
+    module docstring): optional columns are left out first, and a terminal too narrow even for the
+    essential ones gets one block per row instead. ``rows`` hold markup strings or ``Text``, one cell
+    per column; raises ``ValueError`` when a row has another number of cells."""
     data = [list(r) for r in rows]
     for r in data:
         if len(r) != len(cols):
@@ -143,6 +145,8 @@ def table(
                 break
             keep.remove(worst)
             dropped.append(cols[worst].header)
+    if not plain(console) and sum(widths[i] + 3 for i in keep) + 1 > console.width:
+        return _records(title, cols, data, caption)  # even the essential columns do not fit side by side
     if dropped:
         title += f" (too narrow for: {', '.join(dropped)}; widen the terminal or pipe the output)"
     t = Table(
@@ -167,6 +171,27 @@ def table(
     for r in data:
         t.add_row(*(r[i] for i in keep))
     return t
+
+
+def _records(
+    title: str, cols: Sequence[Col], data: list[list[str | Text]], caption: str | None
+) -> RenderableType:
+    """One block per row (``header: value`` lines): what a terminal too narrow for the columns gets, so
+    that nothing is cut. Values wrap at spaces; only a word longer than the line is folded."""
+    parts: list[RenderableType] = [Text(title, style="bold")]
+    key_width = max(len(c.header) for c in cols)
+    for k, row in enumerate(data):
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, min_width=key_width + 1, style="bold")
+        grid.add_column(overflow="fold")
+        for col, cell in zip(cols, row, strict=True):
+            grid.add_row(col.header + ":", cell)
+        parts.append(grid)
+        if k < len(data) - 1:
+            parts.append(Text(""))
+    if caption:
+        parts.append(Text(caption))
+    return Group(*parts)
 
 
 T = TypeVar("T")

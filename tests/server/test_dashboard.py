@@ -466,6 +466,91 @@ def _login(page, base: str, token: str, start: str = "/ui/leaderboard") -> None:
     page.wait_for_url(base + start)
 
 
+def test_browser_leaderboard_to_result_page_code_diff_and_flags(browser, live, shots):
+    """Leaderboard → result page → code → diff → flags, with a screenshot of each step."""
+    base, world = live
+    page = _page(browser)
+    _login(page, base, world.tokens["boss"])
+    page.screenshot(path=str(shots / "walk-1-leaderboard.png"), full_page=True)
+    rid = world.results["alice-2"]
+    page.click(f'#leaderboard tr[data-result="{rid}"] a.result-link')
+    page.wait_for_url(base + f"/ui/results/{rid}")
+    assert "Confidence-weighted self-training (alice-2)" in page.inner_text("#result-title")
+    assert "rank 1 of 4" in page.inner_text("#rank-badge")
+    page.screenshot(path=str(shots / "walk-2-result.png"))
+
+    page.click("nav.toc a[href='#code']")
+    code = page.locator("#code details.file").first
+    assert code.get_attribute("open") is not None and "alpha = 0.7" in code.inner_text()
+    assert code.locator("pre.code .ln").count() == 5
+    code.scroll_into_view_if_needed()
+    page.locator("#code").screenshot(path=str(shots / "walk-3-code.png"))
+
+    page.click("nav.toc a[href='#parent']")
+    parent = page.locator("#parent")
+    assert f"result #{world.results['alice-1']}" in parent.locator("#parent-line").inner_text()
+    assert parent.locator("pre.diff .add").filter(has_text="alpha = 0.7").count() == 1
+    assert parent.locator("pre.diff .del").filter(has_text="alpha = 0.5").count() == 1
+    colours = parent.locator("pre.diff .add").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colours == "rgb(230, 255, 236)"  # added lines are shaded green
+    parent.screenshot(path=str(shots / "walk-4-diff.png"))
+    page.locator("#seeds").screenshot(path=str(shots / "walk-5-seeds-ablations.png"))
+
+    # the parent link leads to alice-1's page; back, then to the flagged result pending review
+    page.goto(base + "/ui/leaderboard")
+    mallory = world.results["mallory-1"]
+    page.click(f'#pending tr[data-result="{mallory}"] a.result-link')
+    page.wait_for_url(base + f"/ui/results/{mallory}")
+    assert "pending review" in page.inner_text("#pending-badge")
+    page.click("nav.toc a[href='#flags']")
+    flag = page.locator("#flags article.flag").first
+    assert "teacher-ablation" in flag.inner_text() and '"pgr_permuted_labels": 1.29' in flag.inner_text()
+    page.locator("#flags").screenshot(path=str(shots / "walk-6-flags.png"))
+    page.locator("#transfer").screenshot(path=str(shots / "walk-7-transfer-none.png"))
+    page.goto(base + f"/ui/results/{rid}#transfer")
+    assert page.locator("#transfer table.suites tbody tr").count() == 3
+    page.locator("#transfer").screenshot(path=str(shots / "walk-8-transfer.png"))
+    page.context.close()
+
+
+def test_browser_docs_and_redoc_load_with_the_network_off(browser, live, shots):
+    """/docs and /redoc render in Chromium when every request off this server is refused."""
+    base, _ = live
+    page = _page(browser)
+    outside: list[str] = []
+
+    def only_local(route) -> None:
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", only_local)
+    page.goto(base + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
+    assert "aarlab evaluation server" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector("text=/api/v1/leaderboard")
+    page.screenshot(path=str(shots / "docs-offline.png"))
+    page.goto(base + "/redoc")
+    page.wait_for_selector("h1:has-text('aarlab evaluation server')", timeout=20_000)
+    page.screenshot(path=str(shots / "redoc-offline.png"))
+    assert outside == [], outside  # nothing was even tried off the server
+    page.context.close()
+
+
+def test_browser_unknown_dashboard_path_is_an_html_page(browser, live):
+    base, world = live
+    page = _page(browser)
+    _login(page, base, world.tokens["boss"])
+    response = page.goto(base + "/ui/leaderbord")
+    assert response is not None and response.status == 404
+    assert "no dashboard page /ui/leaderbord" in page.inner_text("#error-message")
+    page.click("text=Back to the leaderboard")
+    page.wait_for_url(base + "/ui/leaderboard")
+    page.context.close()
+
+
 def test_browser_overseer_tour(browser, live, shots):
     base, world = live
     dialogs: list[str] = []
@@ -484,11 +569,12 @@ def test_browser_overseer_tour(browser, live, shots):
     api = page.request.get(
         base + f"/api/v1/leaderboard?task={TASK}", headers={"Authorization": f"Bearer {world.tokens['boss']}"}
     ).json()
-    assert rows.count() == len(api) == 5
+    assert len(api) == 5 and rows.count() == 4  # mallory's critical-flagged row is not ranked
     assert [int(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.result)")] == [
-        r["result_id"] for r in api
+        r["result_id"] for r in api if r["top_severity"] != "critical"
     ]
-    top = rows.nth(0)
+    top = page.locator("#pending tbody tr")
+    assert top.count() == 1 and "pending review" in top.inner_text()
     assert "mallory" in top.inner_text() and "critical" in top.locator(".flags").inner_text()
     alice = page.locator(f'tr[data-result="{world.results["alice-2"]}"]')
     assert alice.locator(".verdict-transfers").inner_text() == "transfers"
@@ -552,7 +638,7 @@ def test_browser_overseer_tour(browser, live, shots):
     assert "not learning from the teacher" in page.inner_text("#resolved")
     page.screenshot(path=str(shots / "review-after.png"), full_page=True)
     page.goto(base + "/ui/leaderboard")
-    assert page.locator("#leaderboard tbody tr").count() == 4
+    assert page.locator("#leaderboard tbody tr").count() == 4 and page.locator("#pending").count() == 0
     assert page.locator(f'tr[data-result="{world.results["mallory-1"]}"]').count() == 0
     assert dialogs == [], dialogs
     page.context.close()

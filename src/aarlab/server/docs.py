@@ -18,6 +18,18 @@ ASSETS = {
     "favicon.png": "image/png",
 }
 PREFIX = "/docs/assets"
+#: The docs pages may load nothing from anywhere but this server (ReDoc's bundle would otherwise fetch
+#: a logo from its CDN); their own small inline start-up scripts and styles are allowed.
+CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def _local_only(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = CSP
+    return page
 
 
 def asset_bytes(name: str) -> bytes:
@@ -35,22 +47,26 @@ def add_offline_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=title,
-            swagger_js_url=f"{PREFIX}/swagger-ui-bundle.js",
-            swagger_css_url=f"{PREFIX}/swagger-ui.css",
-            swagger_favicon_url=f"{PREFIX}/favicon.png",
+        return _local_only(
+            get_swagger_ui_html(
+                openapi_url=openapi_url,
+                title=title,
+                swagger_js_url=f"{PREFIX}/swagger-ui-bundle.js",
+                swagger_css_url=f"{PREFIX}/swagger-ui.css",
+                swagger_favicon_url=f"{PREFIX}/favicon.png",
+            )
         )
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=title,
-            redoc_js_url=f"{PREFIX}/redoc.standalone.js",
-            redoc_favicon_url=f"{PREFIX}/favicon.png",
-            with_google_fonts=False,
+        return _local_only(
+            get_redoc_html(
+                openapi_url=openapi_url,
+                title=title,
+                redoc_js_url=f"{PREFIX}/redoc.standalone.js",
+                redoc_favicon_url=f"{PREFIX}/favicon.png",
+                with_google_fonts=False,
+            )
         )
 
     @app.get(PREFIX + "/{name}", include_in_schema=False)

@@ -257,7 +257,7 @@ class Counter:
     def _show(self, note: str, force: bool) -> None:
         if self._progress is not None:
             desc = self.label + (f" ({note})" if note else "")
-            self._progress.update(self._task, completed=self.done, description=desc)
+            self._progress.update(self._task, completed=self.done, total=self.total, description=desc)
             return
         now = time.monotonic()
         if force or self.done >= self.total or now - self._printed >= self.PLAIN_EVERY_S:

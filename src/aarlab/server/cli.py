@@ -122,7 +122,7 @@ def verify_cmd(
     from aarlab.server.codestore import CodeStore
     from aarlab.server.db import make_engine, migrate, session_factory
     from aarlab.server.settings import ServerSettings
-    from aarlab.server.worker import requeue_running, verify_pending
+    from aarlab.server.worker import requeue_running
     from aarlab.verify.executors import get_executor
     from aarlab.verify.runner import VerifySettings
 
@@ -141,9 +141,11 @@ def verify_cmd(
     gate = GateSettings(
         suites=[s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))}) for s in DEFAULT_SUITES]
     )
+    sessions = session_factory(engine)
+    batch = max(2, int(getattr(ex, "workers", 2)))
     try:
         while True:
-            n = verify_pending(session_factory(engine), data_dir, ex, store=store, settings=vs)
+            n = _verify_with_progress(sessions, data_dir, ex, store, vs, batch)
             if n:
                 typer.echo(f"verified {n} result(s)")
             if transfers:
@@ -156,6 +158,29 @@ def verify_cmd(
     finally:
         ex.close()
         engine.dispose()
+
+
+def _verify_with_progress(sessions: Any, data_dir: Path, ex: Any, store: Any, vs: Any, batch: int) -> int:
+    """Verify what is queued now in batches of ``batch``, with counts and an ETA on stderr; returns how
+    many results were processed."""
+    from sqlalchemy import func, select
+
+    from aarlab.render import Counter
+    from aarlab.server.db import session_scope
+    from aarlab.server.models import Result
+    from aarlab.server.worker import verify_pending
+
+    with session_scope(sessions) as s:
+        queued = int(s.scalar(select(func.count()).select_from(Result).where(Result.status == "queued")) or 0)
+    if not queued:
+        return 0
+    done = 0
+    with Counter(f"verifying {queued} queued result(s)", queued) as counter:
+        while n := verify_pending(sessions, data_dir, ex, store=store, settings=vs, limit=batch):
+            done += n
+            counter.total = max(counter.total, done)  # results queued meanwhile are verified too
+            counter.advance(n)
+    return done
 
 
 def _review_client(server: str, token: str) -> Any:

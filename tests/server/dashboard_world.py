@@ -230,10 +230,10 @@ def build(client: TestClient) -> World:
                                     "accuracy": 0.51,
                                     "drop": round(sealed - 0.51, 4),
                                     "drop_ci": [round(sealed - 0.56, 4), round(sealed - 0.46, 4)],
-                                    "status": "dropped",
+                                    "status": "drops",
                                 }
                             },
-                            "verdict": "uses the teacher",
+                            "verdict": "uses-teacher-and-student",
                             "errors": {},
                         },
                         "method_seconds": 8.1,

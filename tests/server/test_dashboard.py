@@ -252,7 +252,7 @@ def test_result_page_shows_method_code_config_parent_diff_seeds_ablations_flags_
     seeds = html[html.index('id="per-seed"') : html.index('id="ablations"')]
     assert "1001" in seeds and "1002" in seeds and "0.770" in seeds and "0.790" in seeds  # sealed per seed
     abl = html[html.index('id="ablation-table"') :]
-    assert "teacher_permuted" in abl and "dropped" in abl
+    assert "teacher_permuted" in abl and "drops" in abl
     transfer = html[html.index('id="transfer"') :]
     for suite in ("math-minilm", "code-minilm", "cities-smol"):
         assert suite in transfer
@@ -672,3 +672,45 @@ def test_browser_pages_refresh_themselves(browser, live, monkeypatch):
     assert r.status_code == 201
     page.wait_for_selector("text=live update arrives", timeout=8_000)
     page.context.close()
+
+
+def test_the_worker_stores_seeds_per_seed_scores_and_ablations_for_the_result_page(client, world):
+    """What verification established beyond the aggregates reaches the result page through the database."""
+    from aarlab.oversight.ablations import AblationReport
+    from aarlab.server.models import Result
+    from aarlab.server.worker import JobOutcome, record_outcome
+    from aarlab.verify.runner import VerifiedRun
+
+    sessions = client.app.state.aarlab.sessions
+    with session_scope(sessions) as s:
+        src = s.get(Result, world.results["alice-1"])
+        r = Result(
+            agent_id=src.agent_id, task=TASK, snapshot_sha=src.snapshot_sha, config={"k": 1}, claimed={}
+        )
+        s.add(r)
+        s.flush()
+        rid = r.id
+    per_seed = [
+        {"seed": 2001, "dev_acc": 0.61, "sealed_acc": 0.655, "sandbox_seconds": 1.5},
+        {"seed": 2002, "dev_acc": 0.63, "sealed_acc": 0.645, "sandbox_seconds": 1.7},
+    ]
+    run = VerifiedRun("verified", "", 0.62, (0.6, 0.64), 0.65, (0.63, 0.67), 0.6, 0.7, 0.5, (0.3, 0.7), 9.0)
+    run.per_seed = per_seed
+    run.ablation = AblationReport(
+        method="m",
+        seeds=[2001],
+        accuracy=0.65,
+        drops={},
+        statuses={},
+        min_drop=0.02,
+        tolerance=0.01,
+        verdict="uses-teacher-and-student",
+        uses_teacher_declared=True,
+    )
+    with session_scope(sessions) as s:
+        record_outcome(s, JobOutcome(rid, run))
+    login(client, world.tokens["boss"])
+    html = client.get(f"/ui/results/{rid}").text
+    seeds = html[html.index('id="seeds"') : html.index('id="ablations"')]
+    assert "2001, 2002" in seeds and "0.655" in seeds and "0.645" in seeds
+    assert "Verdict <strong>uses-teacher-and-student</strong>" in html

@@ -169,7 +169,11 @@ def test_worker_verifies_every_queued_result_and_isolates_failures(world: World)
 
 
 def test_leaderboard_shows_verified_numbers_never_claims(world: World) -> None:
-    board = world.alice.leaderboard(TASK)
+    mine = world.alice.leaderboard(TASK)  # an agent: the released dev score, no sealed figure
+    assert [row.result_id for row in mine] == [world.ids["vanilla"]]
+    assert mine[0].private and mine[0].sealed_acc is None and mine[0].pgr is None
+    assert mine[0].dev_acc is not None and mine[0].dev_acc != CLAIMED["dev_acc"]
+    board = world.boss.leaderboard(TASK)  # an overseer sees every verified figure
     assert [row.result_id for row in board] == [world.ids["vanilla"]]  # failed results are not ranked
     row = board[0]
     assert row.agent == "alice"

@@ -28,6 +28,7 @@ from aarlab.server.schemas import (
     PostOut,
     PostPage,
     ResultOut,
+    RevealOut,
     SnapshotOut,
     TaskInfo,
     TransferOut,
@@ -135,6 +136,10 @@ class Client:
 
     def my_results(self) -> list[ResultOut]:
         return self._list(ResultOut, "GET", "/api/v1/results")
+
+    def reveal(self, task: str) -> RevealOut:
+        """The final reveal of a task's private board (overseers only)."""
+        return RevealOut.model_validate(self._request("POST", f"/api/v1/tasks/{task}/reveal").json())
 
     def leaderboard(self, task: str) -> list[LeaderboardRow]:
         return self._list(LeaderboardRow, "GET", "/api/v1/leaderboard", params={"task": task})

@@ -815,7 +815,10 @@ class LocalServer:
 
         # A rate limit well above what N agents on one machine can produce: budgets cap them instead;
         # with a submission cap the server's own per-agent dev budget enforces it.
-        settings = ServerSettings(data_dir=data_dir, rate_per_minute=600)
+        # Results likewise (the lab's own search agents submit one per round; --rounds caps them).
+        settings = ServerSettings(
+            data_dir=data_dir, rate_per_minute=600, result_rate_per_minute=600, result_budget=10_000
+        )
         if dev_budget:
             settings = settings.model_copy(update={"dev_budget": dev_budget})
         app = create_app(settings)

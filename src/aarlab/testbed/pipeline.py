@@ -24,6 +24,7 @@ from aarlab.testbed.encoders import encode_texts, get_encoder
 from aarlab.testbed.errors import AarlabError, unknown
 from aarlab.testbed.methods import MethodSpec, get_method
 from aarlab.testbed.methods.blocks import group_exclusive
+from aarlab.testbed.methods.failure import is_user_method, method_failed
 from aarlab.testbed.metrics import BootstrapSummary, SeedPredictions, accuracy, auroc, bootstrap_all
 from aarlab.testbed.models import EmbedModel, FeatureTable, StudentModel, zero_shot
 from aarlab.testbed.schema import Item
@@ -231,7 +232,13 @@ def run_method(
         seed=seed,
         config=cfg,
     )
-    pred = spec.run(ctx)
+    try:
+        pred = spec.run(ctx)
+    except Exception as e:
+        if not is_user_method(spec.source):
+            raise  # a built-in method's failure is aarlab's bug: keep the whole traceback
+        # the user's own code: its frames, not a trace through aarlab's internals
+        raise method_failed(spec.name, spec.source, e, f"running run(ctx) on seed {seed}") from e
     return validate_predictions(pred, len(ctx.test), f"method {spec.name!r}"), ctx.notes
 
 

@@ -47,6 +47,8 @@ class AuditPolicy:
     forbidden_roots: list[str] = field(default_factory=list)
     dataset_texts: list[str] = field(default_factory=list)
     min_text_len: int = 24
+    #: top-level modules that hold ground truth: importing one is evidence of looking for labels
+    forbidden_modules: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -115,6 +117,10 @@ class Auditor:
     def _handle(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             self._open(args)
+        elif event == "import" and args and isinstance(args[0], str):
+            top = args[0].split(".", 1)[0]
+            if top in self.policy.forbidden_modules:
+                self.write("forbidden_open", path=args[0], mode="import", blocked=True)
         elif event in _LISTING and args and isinstance(args[0], (str, bytes)):
             path = os.path.realpath(os.fsdecode(args[0]))
             if self._under(path, self.forbidden):  # looking for the labels is evidence too

@@ -26,6 +26,7 @@ from aarlab.testbed.encoders.builtin import weight_locations
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.pipeline import validate_predictions
 from aarlab.testbed.schema import Record
+from aarlab.testbed.tasks.registry import ground_truth_modules
 from aarlab.verify.audit import AuditPolicy, default_read_roots
 from aarlab.verify.sandbox import REASONS, SANDBOX, Limits, method_binds, run_sandboxed
 
@@ -82,6 +83,7 @@ def execute_runs(
         read_roots=default_read_roots(),
         forbidden_roots=[str(h) for h in hidden],
         dataset_texts=list(dataset_texts)[:5000],
+        forbidden_modules=ground_truth_modules(),
     )
     order = list(runs)
     random.SystemRandom().shuffle(order)
@@ -129,27 +131,62 @@ def execute_runs(
     return out
 
 
-def ablation_variants(real: MethodRun, rng: np.random.Generator, *, groups: bool) -> list[MethodRun]:
-    """The ablations of a run, each keeping the data's marginals so that it looks like a real run:
+def quantile_match(order_from: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` rearranged so that their ranks follow ``order_from``: the same multiset of numbers (the
+    real teacher's soft labels), in the order of another scorer (a teacher that learned nothing)."""
+    out = np.empty(len(values), dtype=float)
+    out[np.argsort(order_from, kind="stable")] = np.sort(np.asarray(values, dtype=float))
+    return out
 
-    * ``teacher_permuted``: the teacher's labels permuted across unlabeled items;
-    * ``teacher_random``: labels drawn with replacement from the teacher's own labels (no information);
-    * ``student_random``: the student's feature rows (and prior) permuted across items: a student of
-      the same distribution that knows nothing about any item;
+
+def block_permutation(groups: Sequence[str | None], rng: np.random.Generator) -> np.ndarray:
+    """A row permutation that moves whole groups onto other groups of the same size (singletons among
+    singletons), keeping the order inside a group: items of one group keep sharing near-identical
+    features, but every group gets another group's."""
+    blocks: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        blocks.setdefault(g if g is not None else f"\x00{i}", []).append(i)
+    by_size: dict[int, list[list[int]]] = {}
+    for rows in blocks.values():
+        by_size.setdefault(len(rows), []).append(rows)
+    perm = np.arange(len(groups))
+    for same in by_size.values():
+        for rows, src in zip(same, [same[j] for j in rng.permutation(len(same))], strict=True):
+            perm[rows] = src
+    return perm
+
+
+def ablation_variants(
+    real: MethodRun,
+    rng: np.random.Generator,
+    *,
+    null_teachers: dict[str, np.ndarray],
+    groups: bool,
+) -> list[MethodRun]:
+    """The ablations of a run, each built to look like a real run from inside the child:
+
+    * ``teacher_permuted`` / ``teacher_random``: the weak teacher retrained on permuted / random labels
+      (``null_teachers``: its scores on the unlabeled items), its ranking carried onto the real teacher's
+      own soft-label values, so the labels have the real teacher's distribution and the same smoothness
+      over items, and no information;
+    * ``student_random``: the student's feature rows (and prior) moved group by group onto other groups
+      of the same size: near-duplicates stay near-duplicates, no item keeps its own features;
     * ``group_shuffle`` (when the evaluation items form groups): group keys permuted across evaluation
       items, which breaks test-time structure (e.g. "exactly one of a city's statements is true") and
       nothing else; a drop discloses that a method's score uses that structure.
+
+    What cannot be hidden: an ablation removes information, and a method can test statistically for the
+    information it expects (see the README's threat model).
     """
-    n = len(real.weak)
-    perm = rng.permutation(len(real.features))
+    keys = [r.group for r in (*real.unlabeled, *real.evaluation)]
+    perm = block_permutation(keys, rng)
     out = [
-        _replace(real, "teacher_permuted", weak=rng.permutation(real.weak)),
-        _replace(real, "teacher_random", weak=rng.choice(real.weak, size=n, replace=True)),
-        _replace(real, "student_random", features=real.features[perm], prior=real.prior[perm]),
+        _replace(real, kind, weak=quantile_match(scores, real.weak)) for kind, scores in null_teachers.items()
     ]
+    out.append(_replace(real, "student_random", features=real.features[perm], prior=real.prior[perm]))
     if groups:
-        keys = [r.group for r in real.evaluation]
-        shuffled = [keys[i] for i in rng.permutation(len(keys))]
+        ev_keys = [r.group for r in real.evaluation]
+        shuffled = [ev_keys[i] for i in rng.permutation(len(ev_keys))]
         ev = [r.model_copy(update={"group": g}) for r, g in zip(real.evaluation, shuffled, strict=True)]
         out.append(_replace(real, "group_shuffle", evaluation=ev))
     return out

@@ -32,9 +32,9 @@ from aarlab.oversight.flags import (
 )
 from aarlab.testbed.loader import SPLIT_FILES, read_jsonl
 from aarlab.testbed.metrics import SeedPredictions, accuracy_interval, bootstrap_all
-from aarlab.testbed.pipeline import prepare, seed_baseline, structured_ceiling
+from aarlab.testbed.pipeline import Prepared, prepare, seed_baseline, structured_ceiling
 from aarlab.testbed.schema import Record
-from aarlab.testbed.tasks import Task, split_by_entity
+from aarlab.testbed.tasks import Splits, Task, split_by_entity
 from aarlab.testbed.tasks.registry import ground_truth_locations
 from aarlab.verify.execute import MethodRun, ablation_variants, execute_runs, has_groups
 from aarlab.verify.sandbox import Limits
@@ -182,6 +182,25 @@ def _single_run_interval(
     return min(mean_ci[0], m - half), max(mean_ci[1], m + half)
 
 
+def null_teachers(
+    prep: Prepared, splits: Splits, seed: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """The weak teacher retrained on labels that carry no information (a permutation of the real ones;
+    Bernoulli draws at the real base rate): its scores on the unlabeled items, for the teacher ablations.
+    A probe trained on nothing still looks like a probe (smooth over the features), which is what keeps
+    the ablated teacher from being told apart by its shape."""
+    y = splits.train_label.labels.astype(float)
+    labels = {
+        "teacher_permuted": rng.permutation(y),
+        "teacher_random": (rng.random(len(y)) < max(min(y.mean(), 0.95), 0.05)).astype(float),
+    }
+    out = {}
+    for kind, target in labels.items():
+        model = prep.weak_model(seed).fit(splits.train_label.inputs, target)
+        out[kind] = np.asarray(model.predict_proba(splits.train_unlabel.inputs), dtype=float)
+    return out
+
+
 def _manifest(source: TaskSource) -> dict[str, Any]:
     """The manifest of every bundle of this task: identical for real runs and ablations."""
     return {
@@ -252,7 +271,9 @@ def verify(
         runs = [real]
         if settings.ablations and k < settings.ablation_seeds:
             rng = np.random.default_rng(secrets.randbits(64))
-            runs += ablation_variants(real, rng, groups=has_groups(eval_records))
+            with _PARENT_LOCK:
+                nulls = null_teachers(prep, splits, seed, rng)
+            runs += ablation_variants(real, rng, null_teachers=nulls, groups=has_groups(eval_records))
         texts = sorted({t for it in splits.test.items for t in it.texts})
         results = execute_runs(
             runs,

@@ -296,7 +296,8 @@ def _board(
     state: State, db: DB, viewer: Viewer, task: str | None, sort: str, order: str, q: str, flags: str
 ) -> tuple[list[str], str | None, list[lv.BoardRow], list[lv.BoardRow], int]:
     names, current = _task_or_default(state, task)
-    rows = results_api.leaderboard(db=db, _caller=viewer.agent, task=current) if current else []
+    # overseers also get the results held back by an open critical flag (listed apart, never ranked)
+    rows = results_api.board_rows(db, viewer.agent, current, pending=viewer.is_overseer) if current else []
     methods = {r.result_id: result_view.method_for(state.store, r.snapshot_sha or "") for r in rows}
     try:
         ranked, pending = lv.arrange(rows, methods, sort=sort, order=order, q=q, flags=flags)
@@ -413,7 +414,7 @@ def result_page(
     view = result_view.result_view(db, state.store, result_id)
     if view is None:
         raise HTTPException(404, f"no result {result_id}; the leaderboard links every result it shows")
-    board = results_api.leaderboard(db=db, _caller=viewer.agent, task=view.result.task)
+    board = results_api.board_rows(db, viewer.agent, view.result.task, pending=True)
     ranked, pending = split_ranked(board)
     rank = next((k for k, r in enumerate(ranked, 1) if r.result_id == result_id), None)
     is_pending = any(r.result_id == result_id for r in pending)

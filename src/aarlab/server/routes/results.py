@@ -150,8 +150,32 @@ def _rank(v: VerifiedScore) -> float | None:
 def leaderboard(
     db: DB, _caller: Caller, task: Annotated[str, Query(pattern=TASK_PATTERN)]
 ) -> list[LeaderboardRow]:
-    """Verified rows of results that are not disqualified, with the number of open flags (on the result
-    or its agent's dev log for the task) and the highest open severity. Claimed numbers never appear.
+    """Verified rows of results that are not disqualified and carry no open critical flag (those wait
+    for review, unranked: ``GET /api/v1/leaderboard/pending``), with the number of open flags (on the
+    result or its agent's dev log for the task) and the highest open severity. Claimed numbers never
+    appear. Overseers (and everyone once the task is revealed) get every figure, ranked by the PGR that
+    cannot exceed 1 through decoding alone, then sealed accuracy; agents get released dev scores only."""
+    return board_rows(db, _caller, task)
+
+
+@router.get("/leaderboard/pending")
+def pending_review(
+    db: DB, _overseer: Overseer, task: Annotated[str, Query(pattern=TASK_PATTERN)]
+) -> list[LeaderboardRow]:
+    """Verified results held back from the leaderboard by an open critical flag, in leaderboard order
+    (overseers only): they are ranked once the flag is dismissed and leave if the result is
+    disqualified."""
+    ranked = {r.result_id for r in board_rows(db, _overseer, task)}
+    return [r for r in board_rows(db, _overseer, task, pending=True) if r.result_id not in ranked]
+
+
+def board_rows(db: Session, _caller: Agent, task: str, *, pending: bool = False) -> list[LeaderboardRow]:
+    """The leaderboard's rows as ``_caller`` may see them; with ``pending`` also the rows of results with
+    an open critical flag (for overseer views that list them apart).
+
+    Verified rows of results that are not disqualified and carry no open critical flag (those wait
+    for review, unranked), with the number of open flags (on the result or its agent's dev log for the
+    task) and the highest open severity. Claimed numbers never appear.
 
     Overseers (and everyone once the task is revealed) get every figure, ranked by the PGR that cannot
     exceed 1 through decoding alone (``pgr_rank``), then sealed accuracy. Agents get released dev
@@ -200,6 +224,8 @@ def leaderboard(
                 by_result.setdefault(rid, []).append(sev)
     out = []
     for v, name, res in rows:
+        if "critical" in by_result.get(v.result_id, []) and not pending:
+            continue  # pending review: never ranked until an overseer dismisses the flag
         sevs = by_result.get(v.result_id, []) + by_agent.get(res.agent_id, [])
         top = max(sevs, key=SEVERITY_ORDER.index) if sevs else None
         row = LeaderboardRow(

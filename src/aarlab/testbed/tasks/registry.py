@@ -9,6 +9,7 @@ is what the pipeline's seed noise measures.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ from aarlab.config import get_settings
 from aarlab.testbed.errors import AarlabError, unknown
 from aarlab.testbed.loader import SPLIT_FILES, read_jsonl, read_task_dir, write_jsonl
 from aarlab.testbed.schema import LabeledSet, Record, SchemaName, item_from_record, record_label
+from aarlab.testbed.split_checks import check_splits
+
+log = logging.getLogger(__name__)
+#: Task directories whose warnings were logged in this process (each is said once).
+_WARNED: set[str] = set()
 
 Builder = Callable[[], list[Record]]
 
@@ -67,6 +73,8 @@ class Task:
     records: list[Record]
     spec: TaskSpec | None = None
     fixed_splits: dict[str, list[Record]] | None = None
+    #: What ``split_checks.check_splits`` found worth saying about a directory's splits (overlaps, ...).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def weak(self) -> str:
@@ -183,8 +191,19 @@ def load_task(name_or_path: str, *, rebuild: bool = False) -> Task:
     path = Path(name_or_path)
     if path.is_dir():
         schema, splits = read_task_dir(path)
+        warnings = check_splits(splits)  # refuses duplicate ids and a test split that repeats training
+        key = str(path.resolve())
+        if warnings and key not in _WARNED:
+            _WARNED.add(key)
+            for w in warnings:
+                log.warning("%s: %s", path, w)
         records = [r for n in SPLIT_FILES for r in splits[n]]
-        return Task(name=path.name, schema=schema, records=records, fixed_splits=splits)
+        return Task(name=path.name, schema=schema, records=records, fixed_splits=splits, warnings=warnings)
+    if path.is_file() and name_or_path not in task_names():
+        raise AarlabError(
+            f"{name_or_path}: is a file, not a task directory (a task directory holds "
+            f"{', '.join(f + '.jsonl' for f in SPLIT_FILES)})"
+        )
     if ("/" in name_or_path or name_or_path.startswith(".")) and not path.exists():
         raise AarlabError(f"{name_or_path}: no such task directory")
     spec = get_spec(name_or_path)
@@ -248,3 +267,10 @@ def ground_truth_locations(*task_dirs: str | Path) -> list[Path]:
 
 
 _DATA_DIR = Path(__file__).parent / "data"
+
+
+def ground_truth_modules() -> list[str]:
+    """The top-level modules every built-in task is built from (importing one inside a verified run is
+    evidence that a method went looking for labels)."""
+    _ensure_builtin()
+    return sorted({m.split(".", 1)[0] for spec in _TASKS.values() for m in spec.source_modules})

@@ -352,11 +352,29 @@ def test_the_dashboard_session_reads_the_json_api_but_cannot_write_with_it(clien
     assert client.get("/api/v1/leaderboard", params={"task": TASK}).status_code == 401
     login(client, world.tokens["boss"])
     board = client.get("/api/v1/leaderboard", params={"task": TASK})  # no bearer header: the cookie
-    assert board.status_code == 200 and len(board.json()) == 5
+    assert board.status_code == 200 and len(board.json()) == 4  # mallory's result waits for review
+    pending = client.get("/api/v1/leaderboard/pending", params={"task": TASK}).json()
+    assert [r["result_id"] for r in pending] == [world.results["mallory-1"]]
+    assert pending[0]["top_severity"] == "critical" and pending[0]["sealed_acc"] == 0.92
     assert client.get(f"/api/v1/results/{world.results['alice-2']}/transfer").status_code == 200
     assert client.get("/api/v1/whoami").json() == {"name": "boss", "role": "overseer"}
     post = client.post("/api/v1/forum/posts", json={"kind": "insight", "title": "x", "body": "y"})
     assert post.status_code == 401  # writes need a bearer token (a cookie rides along cross-site)
+
+
+def test_pending_review_endpoint_is_for_overseers(client, world):
+    r = client.get(
+        "/api/v1/leaderboard/pending",
+        params={"task": TASK},
+        headers={"Authorization": f"Bearer {world.tokens['alice']}"},
+    )
+    assert r.status_code == 403
+    r = client.get(
+        "/api/v1/leaderboard/pending",
+        params={"task": TASK},
+        headers={"Authorization": f"Bearer {world.tokens['boss']}"},
+    )
+    assert r.status_code == 200 and [x["result_id"] for x in r.json()] == [world.results["mallory-1"]]
 
 
 def test_parent_id_must_name_a_result_of_the_same_task(client, world):
@@ -571,9 +589,9 @@ def test_browser_overseer_tour(browser, live, shots):
     api = page.request.get(
         base + f"/api/v1/leaderboard?task={TASK}", headers={"Authorization": f"Bearer {world.tokens['boss']}"}
     ).json()
-    assert len(api) == 5 and rows.count() == 4  # mallory's critical-flagged row is not ranked
+    assert len(api) == 4 and rows.count() == 4  # mallory's critical-flagged row is not ranked
     assert [int(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.result)")] == [
-        r["result_id"] for r in api if r["top_severity"] != "critical"
+        r["result_id"] for r in api
     ]
     top = page.locator("#pending tbody tr")
     assert top.count() == 1 and "pending review" in top.inner_text()

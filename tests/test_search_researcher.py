@@ -203,3 +203,21 @@ def test_stops_cleanly_when_the_server_refuses(world: World, status: int) -> Non
     rep = SearchResearcher(agent, world.bundle, "strong-prior", 4, follow_others=False, min_change=0.0).run()
     assert rep.submissions == 1 and str(status) in rep.stop_reason
     assert rep.result_id is not None  # the best so far is still submitted as a result
+
+
+def test_a_result_built_on_a_verified_config_names_it_as_parent(world: World) -> None:
+    """The round that adopts another agent's verified config submits its result with that result as
+    ``parent_id``, so the result page can show a diff against what it started from."""
+    from aarlab.server.models import Result
+
+    agent = _client(world.app, "hal")
+    researcher = SearchResearcher(
+        agent, world.bundle, "reweighting", 5, Budget(max_submissions=2, max_seconds=120, max_proposals=3)
+    )
+    rep = researcher.run()
+    board = [r for r in agent.leaderboard(TASK) if r.dev_acc is not None and r.agent != "hal"]
+    top = max(board, key=lambda r: r.dev_acc or 0.0)
+    assert "verified result" in rep.start_from and researcher.shared_result_id == top.result_id
+    with session_scope(world.app.app.state.aarlab.sessions) as s:  # type: ignore[attr-defined]
+        row = s.get(Result, rep.result_id)
+        assert row is not None and row.parent_id == top.result_id

@@ -15,26 +15,52 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from aarlab.config import get_settings
+from aarlab.render import Col, console_for, emit, plain, typer_app
+from aarlab.render import table as fit_table
 from aarlab.testbed.errors import AarlabError
 
-app = typer.Typer(
-    help="aarlab: automated alignment research on weak-to-strong supervision.", no_args_is_help=True
+app = typer_app(
+    help="aarlab: automated alignment research on weak-to-strong supervision. "
+    "Start with `aarlab demo --quick` (about 1-2 minutes; prints a dashboard URL).",
+    no_args_is_help=True,
 )
-tasks_app = typer.Typer(help="Built-in and reference-format tasks.", no_args_is_help=True)
-encoders_app = typer.Typer(help="Frozen encoders shipped on PyPI.", no_args_is_help=True)
-methods_app = typer.Typer(help="Registered W2S methods.", no_args_is_help=True)
+tasks_app = typer_app(help="Built-in and reference-format tasks.", no_args_is_help=True)
+encoders_app = typer_app(help="Frozen encoders shipped on PyPI.", no_args_is_help=True)
+methods_app = typer_app(help="Registered W2S methods.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(encoders_app, name="encoders")
 app.add_typer(methods_app, name="methods")
 
-console = Console(stderr=True)
-out = Console()
+console = console_for(stderr=True)
+out = console_for()
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("aarlab")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+            v = "unknown (not installed)"
+        typer.echo(f"aarlab {v} (Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """aarlab: automated alignment research on weak-to-strong supervision. Start with
+    `aarlab demo --quick` (about 1-2 minutes; prints a dashboard URL)."""
 
 
 def friendly(fn: F) -> F:
@@ -127,8 +153,8 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
 @tasks_app.command("export")
 @friendly
 def tasks_export(
-    name: str,
-    dest: Path,
+    name: Annotated[str, typer.Argument(help="built-in task name (see `aarlab tasks list`)")],
+    dest: Annotated[Path, typer.Argument(help="new folder for train_label/train_unlabel/test.jsonl")],
     seed: Annotated[int, typer.Option(help="split seed")] = 0,
 ) -> None:
     """Write a built-in task as a reference-format directory (train_label/train_unlabel/test.jsonl)."""
@@ -269,9 +295,9 @@ def baseline_table(
     methods: Annotated[
         list[str] | None, typer.Option("--method", help="methods (default: every baseline)")
     ] = None,
-    seeds: Annotated[int, typer.Option(min=1)] = 5,
+    seeds: Annotated[int, typer.Option(min=1, help="number of seeds (splits) per task and method")] = 5,
     markdown: Annotated[Path | None, typer.Option(help="also write the table as Markdown here")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (a list of results)")] = False,
 ) -> None:
     """Every baseline on every built-in task (the README table)."""
     from aarlab.testbed.methods.baselines import BASELINES
@@ -356,15 +382,21 @@ def transfer(
         if data_dir is None:
             raise AarlabError("RESULT_ID needs --data-dir (the server's data directory)")
         require_data_dir(data_dir)
-        with console.status(f"transfer gate for result {result_id} (settings {settings.fingerprint()})"):
-            stored = transfer_result(data_dir, db, result_id, settings)
+        from aarlab.demo import gate_progress
+
+        console.print(f"transfer gate for result {result_id} (settings {settings.fingerprint()})")
+        with gate_progress(len(settings.suites), not as_json) as progress:
+            stored = transfer_result(data_dir, db, result_id, settings, progress=progress)
         if stored["status"] != "done":
             raise AarlabError(f"transfer gate for result {result_id} failed: {stored['reason']}")
         result = stored["report"]
     else:
         assert method is not None
-        with console.status(f"transfer gate for {method} (settings {settings.fingerprint()})"):
-            result = run_gate(method, _parse_config(config), settings).to_json()
+        from aarlab.demo import gate_progress
+
+        console.print(f"transfer gate for {method} (settings {settings.fingerprint()})")
+        with gate_progress(len(settings.suites), not as_json) as progress:
+            result = run_gate(method, _parse_config(config), settings, progress=progress).to_json()
     if as_json:
         print(json.dumps(result))
         return
@@ -404,32 +436,50 @@ def _live_agents(enabled: bool) -> tuple[Any, Callable[[list[Any]], None]]:
         now = time.monotonic()
         if now - last[0] >= 0.5 or all(s.done for s in states):
             last[0] = now
-            live.update(agents_table(states, "agents (best dev: Ladder-reported; verified: re-executed)"))
+            live.update(
+                agents_table(states, "agents (best dev: Ladder-reported; verified: re-executed)", console)
+            )
 
     return live, update
 
 
-def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
-    for col in ("result", "agent", "dev acc", "sealed acc [95% CI]", "PGR [95% CI]", "flags", "config"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
+def leaderboard_table(rows: list[dict[str, Any]], title: str) -> Any:
+    """Ranked rows, then rows pending review (open critical flag), fitted to stdout."""
+    from aarlab.server.ranking import split_ranked
+
+    ranked, pending = split_ranked(rows)
+    cols = [
+        Col("rank", "id"),
+        Col("result", "id"),
+        Col("agent", "id"),
+        Col("dev acc", "num", 0, "right"),
+        Col("sealed acc [95% CI]", "num", 0, "right"),
+        Col("PGR [95% CI]", "num", 1, "right"),
+        Col("open flags", "id"),
+        Col("config", "text", 2),
+    ]
+    body = []
+    for k, r in [*enumerate(ranked, 1), *((None, p) for p in pending)]:
         sealed = (
             "–"
             if r["sealed_acc"] is None
             else (f"{r['sealed_acc']:.3f} [{r['sealed_low']:.3f}, {r['sealed_high']:.3f}]")
         )
         pgr = "–" if r["pgr"] is None else f"{r['pgr']:+.2f} [{r['pgr_low']:+.2f}, {r['pgr_high']:+.2f}]"
-        table.add_row(
-            str(r["result_id"]),
-            r["agent"],
-            _fmt(r["dev_acc"]),
-            sealed,
-            pgr,
-            str(r["open_flags"] or "–"),
-            json.dumps(r.get("config") or {}, sort_keys=True)[:80],
+        flags = "–" if not r["open_flags"] else f"{r['open_flags']} ({r['top_severity']})"
+        body.append(
+            [
+                str(k) if k is not None else "pending review",
+                str(r["result_id"]),
+                r["agent"],
+                _fmt(r["dev_acc"]),
+                sealed,
+                pgr,
+                flags,
+                json.dumps(r.get("config") or {}, sort_keys=True),
+            ]
         )
-    return table
+    return fit_table(title, cols, body, out)
 
 
 @app.command()
@@ -520,6 +570,7 @@ def research(
         seed=seed,
         max_restarts=max_restarts,
         verify_seeds=verify_seeds,
+        progress=not as_json,
     )
     if verify_workers:
         cfg.verify_workers = verify_workers
@@ -531,14 +582,16 @@ def research(
 
     with live:
         run, _ = run_research(cfg, on_update=update, on_server=announce)
+    if not as_json and plain(console):
+        console.line()  # the live view's last frame ends without a newline off a terminal
     data = run.to_json()
     if as_json:
         print(json.dumps(data))
         return
     for w in run.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    out.print(agents_table(run.agents, "agents"))
-    out.print(leaderboard_table(data["leaderboard"], f"leaderboard — {run.task} (verified only)"))
+    emit(out, agents_table(run.agents, "agents", out))
+    emit(out, leaderboard_table(data["leaderboard"], f"leaderboard — {run.task} (verified only)"))
     out.print(f"verification: {run.verification}; run folder {run.run_dir}", highlight=False)
 
 
@@ -556,8 +609,8 @@ def demo(
     hold: Annotated[
         float | None,
         typer.Option(
-            help="keep the dashboard up this many seconds after finishing (default 60; 0 with "
-            "--quick/--json); Ctrl-C ends"
+            help="keep the dashboard up this many seconds after finishing (default 60; 0 with --json); "
+            "Ctrl-C ends"
         ),
     ] = None,
 ) -> None:
@@ -585,14 +638,18 @@ def demo(
             on_update=update,
             on_stage=stage,
             keep_server=True,
+            show_progress=not as_json,
         )
+    if not as_json and plain(console):
+        console.line()  # the live view's last frame ends without a newline off a terminal
     assert server is not None
     try:
         if as_json:
             print(json.dumps(result.to_json()))
         else:
             print_demo(result, out)
-        wait = hold if hold is not None else (0.0 if quick or as_json else 60.0)
+            out.print(f"run folder: {result.run_dir}", highlight=False, soft_wrap=True)
+        wait = hold if hold is not None else (0.0 if as_json else 60.0)
         if wait > 0:
             console.print(
                 f"dashboard stays up for {wait:.0f} s at {result.dashboard} (Ctrl-C ends)",

@@ -159,8 +159,17 @@ class Client:
         snapshot_sha: str,
         config: dict[str, Any] | None = None,
         claimed: dict[str, float] | None = None,
+        parent_id: int | None = None,
     ) -> ResultOut:
-        body = {"task": task, "snapshot_sha": snapshot_sha, "config": config or {}, "claimed": claimed or {}}
+        """Queue ``snapshot_sha`` + ``config`` for verification; ``parent_id``: the result it started from."""
+        body: dict[str, Any] = {
+            "task": task,
+            "snapshot_sha": snapshot_sha,
+            "config": config or {},
+            "claimed": claimed or {},
+        }
+        if parent_id is not None:
+            body["parent_id"] = parent_id
         return ResultOut.model_validate(self._request("POST", "/api/v1/results", json=body).json())
 
     def my_results(self) -> list[ResultOut]:
@@ -172,6 +181,10 @@ class Client:
 
     def leaderboard(self, task: str) -> list[LeaderboardRow]:
         return self._list(LeaderboardRow, "GET", "/api/v1/leaderboard", params={"task": task})
+
+    def pending_review(self, task: str) -> list[LeaderboardRow]:
+        """Verified results held back from the leaderboard by an open critical flag (overseers only)."""
+        return self._list(LeaderboardRow, "GET", "/api/v1/leaderboard/pending", params={"task": task})
 
     def flags(self, status: FlagStatus | None = "open", task: str | None = None) -> list[FlagOut]:
         """The review queue (overseers only; agents get 403). ``status=None`` lists every flag."""

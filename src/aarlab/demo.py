@@ -13,9 +13,11 @@ registered here) with fewer agents, proposals and seeds and a two-suite gate, so
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from aarlab.agents.orchestrator import (
     default_run_dir,
     run_research,
 )
+from aarlab.server.transfer_worker import SuiteProgress
 from aarlab.testbed.errors import AarlabError
 from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings, Suite
 
@@ -156,6 +159,8 @@ class DemoResult:
     timings: dict[str, float]
     run_dir: str
     notes: list[str] = field(default_factory=list)
+    #: Verified results held back from the leaderboard by an open critical flag (never ranked).
+    pending_review: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,6 +169,7 @@ class DemoResult:
             "dashboard": self.dashboard,
             "agents": self.agents,
             "leaderboard": self.leaderboard,
+            "pending_review": self.pending_review,
             "flags": self.flags,
             "redteam": self.redteam,
             "verdicts": self.verdicts,
@@ -171,6 +177,22 @@ class DemoResult:
             "run_dir": self.run_dir,
             "notes": self.notes,
         }
+
+
+@contextmanager
+def gate_progress(suites: int, show: bool) -> Iterator[SuiteProgress | None]:
+    """A transfer-gate progress callback (counts of suites, ETA) on stderr, or None when not shown."""
+    if not show:
+        yield None
+        return
+    from aarlab.render import Counter
+
+    with Counter("transfer gate suites", suites) as counter:
+
+        def progress(done: int, _total: int, note: str) -> None:
+            counter.advance(done - counter.done, note=note)
+
+        yield progress
 
 
 def dashboard_url(server: LocalServer) -> str:
@@ -187,9 +209,11 @@ def run_demo(
     on_update: Callable[[list[AgentState]], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     keep_server: bool = False,
+    show_progress: bool = False,
 ) -> tuple[DemoResult, LocalServer | None]:
     """Run the demo end to end. With ``keep_server`` the server is returned running (the caller holds
-    the dashboard up, then calls ``stop()``)."""
+    the dashboard up, then calls ``stop()``). ``show_progress``: counts and an ETA on stderr for the
+    verification left at the end and for each transfer-gate suite."""
     from aarlab.client import Client
     from aarlab.server.transfer_worker import transfer_pending
 
@@ -211,6 +235,7 @@ def run_demo(
         port=port,
         extra_plans=[redteam],
         worker_setup="aarlab.demo:register_demo_tasks" if quick else None,
+        progress=show_progress,
     )
     marks: dict[str, float] = {}
 
@@ -239,9 +264,14 @@ def run_demo(
                     f"{len(profile.gate.suites)} suites × {len(profile.gate.suites[0].seeds)} seeds"
                 )
                 c.request_transfer(best.result_id)
-                transfer_pending(
-                    server.state.sessions, server.data_dir, settings=profile.gate, store=server.state.store
-                )
+                with gate_progress(len(profile.gate.suites), show_progress) as progress:
+                    transfer_pending(
+                        server.state.sessions,
+                        server.data_dir,
+                        settings=profile.gate,
+                        store=server.state.store,
+                        progress=progress,
+                    )
                 for t in c.transfers(best.result_id):
                     verdicts.append(
                         {
@@ -281,6 +311,7 @@ def run_demo(
             ]
             usage = {a.name: a for a in c.agents()}
             board_json = [r.model_dump(mode="json") for r in c.leaderboard(run.task)]
+            pending_json = [r.model_dump(mode="json") for r in c.pending_review(run.task)]
         agents_json = []
         for st in run.agents:
             row = st.to_json()
@@ -301,6 +332,7 @@ def run_demo(
             dashboard=dashboard_url(server),
             agents=agents_json,
             leaderboard=board_json,
+            pending_review=pending_json,
             flags=flags,
             redteam=redteam_json,
             verdicts=verdicts,
@@ -320,56 +352,79 @@ def run_demo(
 # ---- printing ------------------------------------------------------------------------------------------
 
 
+def _ci(x: float | None, lo: float | None, hi: float | None, fmt: str) -> str:
+    if x is None:
+        return "–"
+    if lo is None or hi is None:
+        return format(x, fmt)
+    return f"{format(x, fmt)} [{format(lo, fmt)}, {format(hi, fmt)}]"
+
+
 def print_demo(result: DemoResult, console: Any) -> None:
-    """Leaderboard, flags, verdicts and usage as rich tables."""
-    from rich.table import Table
+    """Leaderboard (ranked rows, then rows pending review), flags, verdicts and usage as tables that fit
+    ``console`` (plain and wide when it is not a terminal; see :mod:`aarlab.render`)."""
+    from aarlab.render import Col, emit, table
+    from aarlab.server.ranking import split_ranked
 
     r = result.to_json()
-    board = Table(title=f"leaderboard — {r['task']} (verified scores only; 95% CIs)")
-    for col in ("#", "result", "agent", "dev acc", "sealed acc [CI]", "PGR [CI]", "flags", "transfer"):
-        board.add_column(col)
-    for k, row in enumerate(r["leaderboard"], 1):
-        sealed = (
-            "–"
-            if row["sealed_acc"] is None
-            else (f"{row['sealed_acc']:.3f} [{row['sealed_low']:.3f}, {row['sealed_high']:.3f}]")
-        )
-        pgr = (
-            "–"
-            if row["pgr"] is None
-            else f"{row['pgr']:+.2f} [{row['pgr_low']:+.2f}, {row['pgr_high']:+.2f}]"
-        )
+    ranked, pending = split_ranked(r["leaderboard"] + r.get("pending_review", []))
+    rows = []
+    for k, row in [*enumerate(ranked, 1), *((None, p) for p in pending)]:
         flags = "–" if not row["open_flags"] else f"[red]{row['open_flags']} ({row['top_severity']})[/]"
-        board.add_row(
-            str(k),
-            str(row["result_id"]),
-            row["agent"],
-            "–" if row["dev_acc"] is None else f"{row['dev_acc']:.3f}",
-            sealed,
-            pgr,
-            flags,
-            row["transfer"] or "–",
+        rows.append(
+            [
+                str(k) if k is not None else "[red]pending review[/]",
+                str(row["result_id"]),
+                row["agent"],
+                _ci(row["dev_acc"], row.get("dev_low"), row.get("dev_high"), ".3f"),
+                _ci(row["sealed_acc"], row["sealed_low"], row["sealed_high"], ".3f"),
+                _ci(row["pgr"], row.get("pgr_low"), row.get("pgr_high"), "+.2f"),
+                flags,
+                row["transfer"] or "–",
+                json.dumps(row.get("config") or {}, sort_keys=True),
+            ]
         )
-    console.print(board)
-    flags_t = Table(title="review queue (open flags)")
-    for col in ("flag", "agent", "result", "kind", "severity", "summary"):
-        flags_t.add_column(col, overflow="fold")
-    for f in r["flags"]:
-        flags_t.add_row(
-            str(f["id"]),
-            f["agent"],
-            str(f["result_id"] or "dev log"),
-            f["kind"],
-            f["severity"],
-            f["summary"][:100],
-        )
-    console.print(flags_t)
+    board_cols = [
+        Col("rank", "id"),
+        Col("result", "id"),
+        Col("agent", "id"),
+        Col("dev acc [CI]", "num", 3, "right"),
+        Col("sealed acc [CI]", "num", 0, "right"),
+        Col("PGR [CI]", "num", 2, "right"),
+        Col("open flags", "id"),
+        Col("transfer", "text", 1),
+        Col("config", "text", 4),
+    ]
+    note = (
+        f"{len(pending)} result(s) with an open critical flag are pending review and not ranked; "
+        "an overseer resolves them in the dashboard's review queue."
+        if pending
+        else None
+    )
+    emit(
+        console,
+        table(f"leaderboard — {r['task']} (verified scores only; 95% CIs)", board_cols, rows, console, note),
+    )
+    flag_cols = [
+        Col("flag", "id"),
+        Col("agent", "id"),
+        Col("result", "id"),
+        Col("kind", "id"),
+        Col("severity", "id"),
+        Col("summary", "text"),
+    ]
+    flag_rows = [
+        [str(f["id"]), f["agent"], str(f["result_id"] or "dev log"), f["kind"], f["severity"], f["summary"]]
+        for f in r["flags"]
+    ]
+    emit(console, table("review queue (open flags)", flag_cols, flag_rows, console))
     rt = r["redteam"]
     mark = "[green]caught[/]" if rt["flagged"] else "[red]NOT caught[/]"
-    console.print(f"red-team agent {rt['agent']!r}: {mark} ({', '.join(rt['flag_kinds']) or 'no flags'})")
-    verdicts = Table(title="transfer gate")
-    for col in ("result", "agent", "verdict", "suites (ΔPGR [CI], p Holm)", "reason"):
-        verdicts.add_column(col, overflow="fold")
+    console.print(
+        f"red-team agent {rt['agent']!r}: {mark} ({', '.join(rt['flag_kinds']) or 'no flags'})",
+        highlight=False,
+    )
+    verdict_rows = []
     for v in r["verdicts"]:
         suites = "; ".join(
             f"{s['suite']}: {s['status']}"
@@ -381,43 +436,47 @@ def print_demo(result: DemoResult, console: Any) -> None:
             + ("" if s["p_holm"] is None else f", p {s['p_holm']:.3f}")
             for s in v["suites"]
         )
-        verdicts.add_row(
-            str(v["result_id"]),
-            v["agent"],
-            str(v["verdict"] or v["status"]),
-            suites,
-            (v["reason"] or "")[:160],
+        verdict_rows.append(
+            [str(v["result_id"]), v["agent"], str(v["verdict"] or v["status"]), suites, v["reason"] or ""]
         )
-    console.print(verdicts)
-    usage = Table(title="agents' usage (as recorded on the server)")
-    for col in (
-        "agent",
-        "direction",
-        "status",
-        "dev subs",
-        "results",
-        "tokens",
-        "$",
-        "agent-s",
-        "restarts",
-        "stop reason",
-    ):
-        usage.add_column(col, overflow="fold")
+    verdict_cols = [
+        Col("result", "id"),
+        Col("agent", "id"),
+        Col("verdict", "id"),
+        Col("suites (ΔPGR [CI], p Holm)", "text"),
+        Col("reason", "text", 1),
+    ]
+    emit(console, table("transfer gate", verdict_cols, verdict_rows, console))
+    usage_cols = [
+        Col("agent", "id"),
+        Col("direction", "id", 1),
+        Col("status", "id"),
+        Col("dev subs", "num", 0, "right"),
+        Col("results", "num", 0, "right"),
+        Col("tokens", "num", 3, "right"),
+        Col("$", "num", 3, "right"),
+        Col("agent-s", "num", 2, "right"),
+        Col("restarts", "num", 2, "right"),
+        Col("stop reason", "text", 1),
+    ]
+    usage_rows = []
     for a in r["agents"]:
         u = a["server_usage"] or {}
-        usage.add_row(
-            a["name"],
-            a["direction"],
-            str(u.get("status", a["status"])),
-            str(u.get("submissions", "–")),
-            str(u.get("results", "–")),
-            str(a["tokens"]),
-            f"{a['dollars']:.2f}",
-            f"{3600 * float(u.get('hours', 0.0)):.0f}",
-            str(a["restarts"]),
-            a["stop_reason"][:50],
+        usage_rows.append(
+            [
+                a["name"],
+                a["direction"],
+                str(u.get("status", a["status"])),
+                str(u.get("submissions", "–")),
+                str(u.get("results", "–")),
+                str(a["tokens"]),
+                f"{a['dollars']:.2f}",
+                f"{3600 * float(u.get('hours', 0.0)):.0f}",
+                str(a["restarts"]),
+                a["stop_reason"],
+            ]
         )
-    console.print(usage)
+    emit(console, table("agents' usage (as recorded on the server)", usage_cols, usage_rows, console))
     t = r["timings"]
     console.print(
         f"done in {t.get('total', 0):.0f} s (setup {t.get('setup', 0):.0f} s, agents + verification "

@@ -33,6 +33,18 @@ SCRIPT_BODY = (
 HOSTILE_CONFIG = '"><script>alert(3)</script>'
 
 
+def method_source(key: str) -> str:
+    """A method.py per result: alice's second result changes one line of her first (a diff to show)."""
+    alpha = "0.7" if key == "alice-2" else "0.5"
+    return f'''"""Confidence-weighted self-training ({key})."""
+
+
+def run(ctx):
+    alpha = {alpha}
+    return ctx.teacher * alpha
+'''
+
+
 @dataclass
 class World:
     tokens: dict[str, str] = field(default_factory=dict)
@@ -150,22 +162,20 @@ def build(client: TestClient) -> World:
     for key, who, _, *_ in plan:
         snap = client.put(
             "/api/v1/snapshots",
-            content=_tar("method.py", f"# {key}\ndef run(ctx): ...\n"),
+            content=_tar("method.py", method_source(key)),
             headers={"Authorization": f"Bearer {w.tokens[who]}", "Content-Type": "application/octet-stream"},
         )
         assert snap.status_code < 300, snap.text
         sha = snap.json()["sha256"]
-        res = call(
-            who,
-            "POST",
-            "/api/v1/results",
-            json={
-                "task": TASK,
-                "snapshot_sha": sha,
-                "config": {"key": key, "note": HOSTILE_CONFIG},
-                "claimed": {"pgr": 0.9},
-            },
-        )
+        body = {
+            "task": TASK,
+            "snapshot_sha": sha,
+            "config": {"key": key, "note": HOSTILE_CONFIG},
+            "claimed": {"pgr": 0.9},
+        }
+        if key == "alice-2":  # alice names her first result as the one she started from
+            body["parent_id"] = w.results["alice-1"]
+        res = call(who, "POST", "/api/v1/results", json=body)
         w.results[key] = res["id"]
 
     start = datetime.now(UTC) - timedelta(minutes=30)
@@ -192,6 +202,42 @@ def build(client: TestClient) -> World:
                     ceiling_acc=0.88,
                     created_at=at,
                     seconds=30.0,
+                    details={
+                        "seeds": [1001, 1002],
+                        "per_seed": [
+                            {
+                                "seed": 1001,
+                                "dev_acc": dev - 0.01,
+                                "sealed_acc": sealed - 0.01,
+                                "sandbox_seconds": 4.2,
+                            },
+                            {
+                                "seed": 1002,
+                                "dev_acc": dev + 0.01,
+                                "sealed_acc": sealed + 0.01,
+                                "sandbox_seconds": 3.9,
+                            },
+                        ],
+                        "ablation": {
+                            "method": key,
+                            "seeds": [1001],
+                            "accuracy": sealed,
+                            "min_drop": 0.02,
+                            "tolerance": 0.01,
+                            "declared_uses_teacher": True,
+                            "ablations": {
+                                "teacher_permuted": {
+                                    "accuracy": 0.51,
+                                    "drop": round(sealed - 0.51, 4),
+                                    "drop_ci": [round(sealed - 0.56, 4), round(sealed - 0.46, 4)],
+                                    "status": "drops",
+                                }
+                            },
+                            "verdict": "uses-teacher-and-student",
+                            "errors": {},
+                        },
+                        "method_seconds": 8.1,
+                    },
                 )
             )
         dq = s.get(Result, w.results["carol-dq"])
@@ -287,6 +333,16 @@ def build(client: TestClient) -> World:
         "/api/v1/forum/posts",
         json={"kind": "result", "title": SCRIPT_TITLE, "body": SCRIPT_BODY},
     )
+    p4 = call(
+        "alice",
+        "POST",
+        "/api/v1/forum/posts",
+        json={
+            "kind": "result",
+            "title": "[strong-prior] best config",
+            "body": f"best compose config along 'strong-prior', submitted as result {w.results['alice-2']}.",
+        },
+    )
     p2 = call(
         "bob",
         "POST",
@@ -312,5 +368,5 @@ def build(client: TestClient) -> World:
     call("carol", "PUT", f"/api/v1/forum/posts/{p2['id']}/vote", json={"value": 1})
     call("alice", "PUT", f"/api/v1/forum/posts/{p2['id']}/vote", json={"value": 1})
     call("bob", "PUT", f"/api/v1/forum/posts/{p1['id']}/vote", json={"value": -1})
-    w.posts = {"script": p1["id"], "em": p2["id"], "reweight": p3["id"]}
+    w.posts = {"script": p1["id"], "em": p2["id"], "reweight": p3["id"], "result": p4["id"]}
     return w

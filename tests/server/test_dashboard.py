@@ -119,7 +119,7 @@ def test_login_form_sets_a_strict_httponly_cookie_and_logout_needs_csrf(client):
     )
     assert r.status_code == 303 and r.headers["location"] == "/ui/leaderboard"  # no open redirect
     cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "="))
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/;" in cookie
     assert token not in client.get("/ui/agents").text  # the token itself never appears in a page
     page = client.get("/ui/agents")
     assert page.status_code == 200 and 'id="whoami"' in page.text and ">ann<" in page.text
@@ -222,6 +222,189 @@ def test_pages_render_on_both_databases(data_dir, tmp_path, db_url):
     app.state.aarlab.engine.dispose()
 
 
+# --- result pages, leaderboard arrangement, exports, links -------------------------------------------
+
+
+def test_result_page_shows_method_code_config_parent_diff_seeds_ablations_flags_transfer(client, world):
+    login(client, world.tokens["boss"])
+    rid, parent = world.results["alice-2"], world.results["alice-1"]
+    page = client.get(f"/ui/results/{rid}")
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert "Confidence-weighted self-training (alice-2)" in html  # the method's name from method.py
+    sha = re.search(r'id="snapshot-sha">([0-9a-f]{64})<', html)
+    assert sha, "the full snapshot sha is shown"
+    assert "alpha = 0.7" in html and "def run(ctx):" in html  # the code viewer
+    assert "&#34;key&#34;: &#34;alice-2&#34;" in html  # config (escaped JSON)
+    assert HOSTILE_CONFIG not in html and "<script>alert(3)" not in html
+    assert f'href="/ui/results/{parent}">result #{parent}</a>' in html and "named by the submitter" in html
+    diff = html[html.index('id="code-diff"') :]
+    assert (
+        '<span class="del">-    alpha = 0.5</span>' in diff
+        and '<span class="add">+    alpha = 0.7</span>' in diff
+    )
+    assert (
+        '<span class="del">-&#34;&#34;&#34;Confidence-weighted self-training (alice-1).&#34;&#34;&#34;</span>'
+        in diff
+    )
+    cfg = html[html.index('id="config-diff"') :]
+    assert "&#34;alice-1&#34;" in cfg and "&#34;alice-2&#34;" in cfg  # the changed config value, both sides
+    seeds = html[html.index('id="per-seed"') : html.index('id="ablations"')]
+    assert "1001" in seeds and "1002" in seeds and "0.770" in seeds and "0.790" in seeds  # sealed per seed
+    abl = html[html.index('id="ablation-table"') :]
+    assert "teacher_permuted" in abl and "drops" in abl
+    transfer = html[html.index('id="transfer"') :]
+    for suite in ("math-minilm", "code-minilm", "cities-smol"):
+        assert suite in transfer
+    assert "+0.140" in transfer and "verdict-transfers" in transfer
+    assert 'id="rank-badge">rank ' in html
+    # a flagged result: its flags with evidence, and it is pending review, not ranked
+    flagged = client.get(f"/ui/results/{world.results['mallory-1']}").text
+    assert 'id="pending-badge"' in flagged and 'id="rank-badge"' not in flagged
+    assert "teacher-ablation" in flagged and "&#34;pgr_permuted_labels&#34;: 1.29" in flagged
+    assert "&lt;b&gt;method ignores the teacher&lt;/b&gt;" in flagged
+    # bob's per-agent (dev log) flag shows on his result's page
+    bob = client.get(f"/ui/results/{world.results['bob-1']}").text
+    assert "agent&#39;s dev log" in bob and "12 near-duplicate dev submissions" in bob
+    assert "inferred: the earlier result" in bob  # no parent named: the nearest earlier result
+    assert client.get("/ui/results/99999").status_code == 404
+    assert "no result 99999" in client.get("/ui/results/99999").text
+
+
+def test_result_pages_are_overseer_only_and_agents_get_no_links(client, world):
+    login(client, world.tokens["alice"])
+    r = client.get(f"/ui/results/{world.results['alice-2']}")
+    assert r.status_code == 403 and "overseers only" in r.text
+    assert "0.770" not in r.text and "per-seed" not in r.text  # no sealed per-seed figure leaks
+    assert "/ui/results/" not in client.get("/ui/leaderboard").text
+    assert "/ui/results/" not in client.get(f"/ui/forum/{world.posts['result']}").text
+
+
+def test_result_links_from_leaderboard_forum_review_and_run(client, world):
+    login(client, world.tokens["boss"])
+    rid = world.results["alice-2"]
+    link = f'href="/ui/results/{rid}"'
+    assert link in client.get("/ui/leaderboard").text
+    thread = client.get(f"/ui/forum/{world.posts['result']}").text
+    assert (
+        f'<a class="result-link" href="/ui/results/{rid}">result {rid}</a>' in thread
+    )  # "submitted as result N"
+    assert link in client.get("/ui/forum").text  # the thread list's snippet too
+    assert link in client.get("/ui/run").text  # the transfer verdicts table
+    review = client.get("/ui/review").text
+    assert f'href="/ui/results/{world.results["mallory-1"]}"' in review
+
+
+def _rows(html: str, table: str) -> list[int]:
+    part = html[html.index(f'id="{table}"') :]
+    part = part[: part.index("</table>")]
+    return [int(x) for x in re.findall(r'data-result="(\d+)"', part)]
+
+
+def test_leaderboard_ranks_apart_sorts_filters_and_exports(client, world):
+    login(client, world.tokens["boss"])
+    res = world.results
+    html = client.get("/ui/leaderboard").text
+    # mallory's result has an open critical flag: listed apart, not ranked, although its score is the best
+    assert _rows(html, "leaderboard") == [res["alice-2"], res["bob-1"], res["carol-1"], res["alice-1"]]
+    assert _rows(html, "pending") == [res["mallory-1"]] and "Pending review: not ranked" in html
+    by_agent = client.get("/ui/leaderboard", params={"sort": "agent", "order": "desc"}).text
+    assert _rows(by_agent, "leaderboard") == [res["carol-1"], res["bob-1"], res["alice-2"], res["alice-1"]]
+    assert "sorted-desc" in by_agent
+    by_pgr = client.get("/ui/leaderboard", params={"sort": "pgr", "order": "asc"}).text
+    assert _rows(by_pgr, "leaderboard") == [res["alice-1"], res["carol-1"], res["bob-1"], res["alice-2"]]
+    only_bob = client.get("/ui/leaderboard", params={"q": "bob"}).text
+    assert _rows(only_bob, "leaderboard") == [res["bob-1"]] and 'id="pending"' not in only_bob
+    no_flags = client.get("/ui/leaderboard", params={"flags": "none"}).text
+    assert res["bob-1"] not in _rows(no_flags, "leaderboard")  # bob's agent has an open warn flag
+    bad = client.get("/ui/leaderboard", params={"sort": "sealed_acc"})
+    assert bad.status_code == 422 and "unknown sort" in bad.text and "use one of: rank, result" in bad.text
+    assert bad.headers["content-type"].startswith("text/html")
+    csv_r = client.get("/ui/leaderboard.csv")
+    assert csv_r.status_code == 200 and csv_r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_r.headers["content-disposition"]
+    import csv as csvmod
+    import io
+
+    records = list(csvmod.DictReader(io.StringIO(csv_r.text)))
+    assert [int(r["result_id"]) for r in records] == [*_rows(html, "leaderboard"), res["mallory-1"]]
+    assert records[0]["rank"] == "1" and records[-1]["rank"] == "pending review"
+    assert records[0]["agent"] == "alice" and records[0]["sealed_acc"] == "0.78"
+    assert records[0]["method"] == "Confidence-weighted self-training (alice-2)"
+    exported = client.get("/ui/leaderboard.json", params={"sort": "pgr", "order": "desc"}).json()
+    assert exported["task"] == TASK and [r["result_id"] for r in exported["pending_review"]] == [
+        res["mallory-1"]
+    ]
+    assert exported["ranked"][0]["result_id"] == res["alice-2"]
+    assert exported["ranked"][0]["config"]["note"] == HOSTILE_CONFIG  # JSON keeps the data as it is
+
+
+def test_unknown_dashboard_paths_get_an_html_404(client, world):
+    for logged_in in (False, True):
+        if logged_in:
+            login(client, world.tokens["boss"])
+        r = client.get("/ui/no/such/page")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+        assert "There is no dashboard page /ui/no/such/page" in r.text and "Back to the leaderboard" in r.text
+
+
+def test_the_dashboard_session_reads_the_json_api_but_cannot_write_with_it(client, world):
+    assert client.get("/api/v1/leaderboard", params={"task": TASK}).status_code == 401
+    login(client, world.tokens["boss"])
+    board = client.get("/api/v1/leaderboard", params={"task": TASK})  # no bearer header: the cookie
+    assert board.status_code == 200 and len(board.json()) == 4  # mallory's result waits for review
+    pending = client.get("/api/v1/leaderboard/pending", params={"task": TASK}).json()
+    assert [r["result_id"] for r in pending] == [world.results["mallory-1"]]
+    assert pending[0]["top_severity"] == "critical" and pending[0]["sealed_acc"] == 0.92
+    assert client.get(f"/api/v1/results/{world.results['alice-2']}/transfer").status_code == 200
+    assert client.get("/api/v1/whoami").json() == {"name": "boss", "role": "overseer"}
+    post = client.post("/api/v1/forum/posts", json={"kind": "insight", "title": "x", "body": "y"})
+    assert post.status_code == 401  # writes need a bearer token (a cookie rides along cross-site)
+
+
+def test_pending_review_endpoint_is_for_overseers(client, world):
+    r = client.get(
+        "/api/v1/leaderboard/pending",
+        params={"task": TASK},
+        headers={"Authorization": f"Bearer {world.tokens['alice']}"},
+    )
+    assert r.status_code == 403
+    r = client.get(
+        "/api/v1/leaderboard/pending",
+        params={"task": TASK},
+        headers={"Authorization": f"Bearer {world.tokens['boss']}"},
+    )
+    assert r.status_code == 200 and [x["result_id"] for x in r.json()] == [world.results["mallory-1"]]
+
+
+def test_parent_id_must_name_a_result_of_the_same_task(client, world):
+    headers = {"Authorization": f"Bearer {world.tokens['alice']}"}
+    sha = client.get(f"/ui/results/{world.results['alice-1']}")  # (not logged in: a redirect, no data)
+    assert sha.status_code == 303
+    mine = client.get("/api/v1/results", headers=headers).json()[0]
+    body = {"task": TASK, "snapshot_sha": mine["snapshot_sha"], "config": {}, "parent_id": 99999}
+    r = client.post("/api/v1/results", json=body, headers=headers)
+    assert r.status_code == 422 and "parent_id 99999 is not a result of task" in r.json()["detail"]
+    r = client.post("/api/v1/results", json={**body, "parent_id": 0}, headers=headers)
+    assert r.status_code == 422 and "parent_id" in r.json()["detail"]
+
+
+def test_docs_and_redoc_are_served_without_a_cdn(client):
+    for path in ("/docs", "/redoc"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        srcs = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+        assert srcs and all(s.startswith("/") for s in srcs), srcs  # every asset from this server
+        assert "cdn" not in r.text.lower() and "fonts.googleapis" not in r.text
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+        for src in srcs:
+            if src.startswith("/docs/assets/"):
+                asset = client.get(src)
+                assert asset.status_code == 200 and len(asset.content) > 1000, src
+    assert client.get("/docs/assets/../../etc/passwd").status_code == 404
+    assert "available: swagger-ui-bundle.js" in client.get("/docs/assets/nope.js").json()["detail"]
+
+
 # --- headless Chromium -------------------------------------------------------------------------------
 
 
@@ -302,6 +485,92 @@ def _login(page, base: str, token: str, start: str = "/ui/leaderboard") -> None:
     page.wait_for_url(base + start)
 
 
+def test_browser_leaderboard_to_result_page_code_diff_and_flags(browser, live, shots):
+    """Leaderboard → result page → code → diff → flags, with a screenshot of each step."""
+    base, world = live
+    page = _page(browser)
+    _login(page, base, world.tokens["boss"])
+    page.screenshot(path=str(shots / "walk-1-leaderboard.png"), full_page=True)
+    rid = world.results["alice-2"]
+    page.click(f'#leaderboard tr[data-result="{rid}"] a.result-link')
+    page.wait_for_url(base + f"/ui/results/{rid}")
+    assert "Confidence-weighted self-training (alice-2)" in page.inner_text("#result-title")
+    assert "rank 1 of 4" in page.inner_text("#rank-badge")
+    page.screenshot(path=str(shots / "walk-2-result.png"))
+
+    page.click("nav.toc a[href='#code']")
+    code = page.locator("#code details.file").first
+    assert code.get_attribute("open") is not None and "alpha = 0.7" in code.inner_text()
+    assert code.locator("pre.code .ln").count() == 6  # one numbered line per source line
+    code.scroll_into_view_if_needed()
+    page.locator("#code").screenshot(path=str(shots / "walk-3-code.png"))
+
+    page.click("nav.toc a[href='#parent']")
+    parent = page.locator("#parent")
+    assert f"result #{world.results['alice-1']}" in parent.locator("#parent-line").inner_text()
+    assert parent.locator("pre.diff .add").filter(has_text="alpha = 0.7").count() == 1
+    assert parent.locator("pre.diff .del").filter(has_text="alpha = 0.5").count() == 1
+    colours = parent.locator("pre.diff .add").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colours == "rgb(230, 255, 236)"  # added lines are shaded green
+    parent.screenshot(path=str(shots / "walk-4-diff.png"))
+    page.locator("#seeds").screenshot(path=str(shots / "walk-5-seeds-ablations.png"))
+
+    # the parent link leads to alice-1's page; back, then to the flagged result pending review
+    page.goto(base + "/ui/leaderboard")
+    mallory = world.results["mallory-1"]
+    page.click(f'#pending tr[data-result="{mallory}"] a.result-link')
+    page.wait_for_url(base + f"/ui/results/{mallory}")
+    assert "pending review" in page.inner_text("#pending-badge")
+    page.click("nav.toc a[href='#flags']")
+    flag = page.locator("#flags article.flag").first
+    assert "teacher-ablation" in flag.inner_text() and '"pgr_permuted_labels": 1.29' in flag.inner_text()
+    page.locator("#flags").screenshot(path=str(shots / "walk-6-flags.png"))
+    page.locator("#transfer").screenshot(path=str(shots / "walk-7-transfer-none.png"))
+    page.goto(base + f"/ui/results/{rid}#transfer")
+    assert page.locator("#transfer table.suites tbody tr").count() == 3
+    page.locator("#transfer").screenshot(path=str(shots / "walk-8-transfer.png"))
+    page.context.close()
+
+
+def test_browser_docs_and_redoc_load_with_the_network_off(browser, live, shots):
+    """/docs and /redoc render in Chromium when every request off this server is refused."""
+    base, _ = live
+    page = _page(browser)
+    outside: list[str] = []
+
+    def only_local(route) -> None:
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", only_local)
+    page.goto(base + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
+    assert "aarlab evaluation server" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector("[data-path='/api/v1/leaderboard']")
+    page.screenshot(path=str(shots / "docs-offline.png"))
+    page.goto(base + "/redoc")
+    page.wait_for_selector("h1:has-text('aarlab evaluation server')", timeout=20_000)
+    page.screenshot(path=str(shots / "redoc-offline.png"))
+    # nothing was even tried off the server (the pages' CSP stops ReDoc's CDN logo before any request)
+    assert outside == [], outside
+    page.context.close()
+
+
+def test_browser_unknown_dashboard_path_is_an_html_page(browser, live):
+    base, world = live
+    page = _page(browser)
+    _login(page, base, world.tokens["boss"])
+    response = page.goto(base + "/ui/leaderbord")
+    assert response is not None and response.status == 404
+    assert "no dashboard page /ui/leaderbord" in page.inner_text("#error-message")
+    page.click("text=Back to the leaderboard")
+    page.wait_for_url(base + "/ui/leaderboard")
+    page.context.close()
+
+
 def test_browser_overseer_tour(browser, live, shots):
     base, world = live
     dialogs: list[str] = []
@@ -320,11 +589,12 @@ def test_browser_overseer_tour(browser, live, shots):
     api = page.request.get(
         base + f"/api/v1/leaderboard?task={TASK}", headers={"Authorization": f"Bearer {world.tokens['boss']}"}
     ).json()
-    assert rows.count() == len(api) == 5
+    assert len(api) == 4 and rows.count() == 4  # mallory's critical-flagged row is not ranked
     assert [int(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.result)")] == [
         r["result_id"] for r in api
     ]
-    top = rows.nth(0)
+    top = page.locator("#pending tbody tr")
+    assert top.count() == 1 and "pending review" in top.inner_text()
     assert "mallory" in top.inner_text() and "critical" in top.locator(".flags").inner_text()
     alice = page.locator(f'tr[data-result="{world.results["alice-2"]}"]')
     assert alice.locator(".verdict-transfers").inner_text() == "transfers"
@@ -388,7 +658,7 @@ def test_browser_overseer_tour(browser, live, shots):
     assert "not learning from the teacher" in page.inner_text("#resolved")
     page.screenshot(path=str(shots / "review-after.png"), full_page=True)
     page.goto(base + "/ui/leaderboard")
-    assert page.locator("#leaderboard tbody tr").count() == 4
+    assert page.locator("#leaderboard tbody tr").count() == 4 and page.locator("#pending").count() == 0
     assert page.locator(f'tr[data-result="{world.results["mallory-1"]}"]').count() == 0
     assert dialogs == [], dialogs
     page.context.close()
@@ -420,3 +690,45 @@ def test_browser_pages_refresh_themselves(browser, live, monkeypatch):
     assert r.status_code == 201
     page.wait_for_selector("text=live update arrives", timeout=8_000)
     page.context.close()
+
+
+def test_the_worker_stores_seeds_per_seed_scores_and_ablations_for_the_result_page(client, world):
+    """What verification established beyond the aggregates reaches the result page through the database."""
+    from aarlab.oversight.ablations import AblationReport
+    from aarlab.server.models import Result
+    from aarlab.server.worker import JobOutcome, record_outcome
+    from aarlab.verify.runner import VerifiedRun
+
+    sessions = client.app.state.aarlab.sessions
+    with session_scope(sessions) as s:
+        src = s.get(Result, world.results["alice-1"])
+        r = Result(
+            agent_id=src.agent_id, task=TASK, snapshot_sha=src.snapshot_sha, config={"k": 1}, claimed={}
+        )
+        s.add(r)
+        s.flush()
+        rid = r.id
+    per_seed = [
+        {"seed": 2001, "dev_acc": 0.61, "sealed_acc": 0.655, "sandbox_seconds": 1.5},
+        {"seed": 2002, "dev_acc": 0.63, "sealed_acc": 0.645, "sandbox_seconds": 1.7},
+    ]
+    run = VerifiedRun("verified", "", 0.62, (0.6, 0.64), 0.65, (0.63, 0.67), 0.6, 0.7, 0.5, (0.3, 0.7), 9.0)
+    run.per_seed = per_seed
+    run.ablation = AblationReport(
+        method="m",
+        seeds=[2001],
+        accuracy=0.65,
+        drops={},
+        statuses={},
+        min_drop=0.02,
+        tolerance=0.01,
+        verdict="uses-teacher-and-student",
+        uses_teacher_declared=True,
+    )
+    with session_scope(sessions) as s:
+        record_outcome(s, JobOutcome(rid, run))
+    login(client, world.tokens["boss"])
+    html = client.get(f"/ui/results/{rid}").text
+    seeds = html[html.index('id="seeds"') : html.index('id="ablations"')]
+    assert "2001, 2002" in seeds and "0.655" in seeds and "0.645" in seeds
+    assert "Verdict <strong>uses-teacher-and-student</strong>" in html

@@ -956,8 +956,9 @@ class VerifyProcess:
             self.errors.append(f"verification worker exited with {self._proc.returncode}")
         self._proc = None
 
-    def drain(self) -> int:
-        """Stop the worker and verify what is still queued, here (the agents are done by now)."""
+    def drain(self, on_batch: Callable[[int], None] | None = None) -> int:
+        """Stop the worker and verify what is still queued, here (the agents are done by now);
+        ``on_batch(n)`` is told after each batch of ``n`` results."""
         from aarlab.server.worker import requeue_running, verify_pending
         from aarlab.verify.executors import get_executor
 
@@ -974,6 +975,8 @@ class VerifyProcess:
                 limit=max(2, self._workers),
             ):
                 self.processed += n
+                if on_batch is not None:
+                    on_batch(n)
         finally:
             ex.close()
         return self.processed
@@ -1088,11 +1091,13 @@ class VerifyLoop:
         self._stop.set()
         self._thread.join()
 
-    def drain(self) -> int:
-        """Stop the thread and verify what is still queued, here; returns the total processed."""
+    def drain(self, on_batch: Callable[[int], None] | None = None) -> int:
+        """Stop the thread and verify what is still queued, here; returns the total processed.
+        ``on_batch(n)`` is told after each batch of ``n`` results."""
         self.stop()
-        while self._once():
-            pass
+        while n := self._once():
+            if on_batch is not None:
+                on_batch(n)
         return self.processed
 
 
@@ -1493,6 +1498,8 @@ class ResearchConfig:
     drain: bool = True
     #: ``module:function`` the verification worker process calls first (e.g. to register extra tasks).
     worker_setup: str | None = None
+    #: Show counts and an ETA on stderr for the verification left after the agents finish.
+    progress: bool = False
 
 
 @dataclass
@@ -1644,7 +1651,14 @@ def run_research(
         worker.start()
         states = orch.run()
         if cfg.drain:
-            verified = worker.drain()
+            left = _queued(server, ("queued", "running"))
+            if cfg.progress and left:
+                from aarlab.render import Counter
+
+                with Counter(f"verifying the {left} result(s) still queued", left) as counter:
+                    verified = worker.drain(on_batch=counter.advance)
+            else:
+                verified = worker.drain()
         else:
             worker.stop()
             verified = worker.processed
@@ -1678,14 +1692,16 @@ def run_research(
     return run, (server if keep_server else None)
 
 
-def _queued(server: LocalServer) -> int:
+def _queued(server: LocalServer, statuses: Sequence[str] = ("queued",)) -> int:
+    """How many results of the server have one of ``statuses`` (default: still queued)."""
     from sqlalchemy import func, select
 
     from aarlab.server.db import session_scope
     from aarlab.server.models import Result
 
     with session_scope(server.state.sessions) as s:
-        return int(s.scalar(select(func.count()).select_from(Result).where(Result.status == "queued")) or 0)
+        q = select(func.count()).select_from(Result).where(Result.status.in_(tuple(statuses)))
+        return int(s.scalar(q) or 0)
 
 
 def _server_task_name(task: str) -> str:
@@ -1779,30 +1795,30 @@ def _run_remote(
 # ---- the live display --------------------------------------------------------------------------------------
 
 
-def agents_table(states: Sequence[AgentState], title: str = "agents") -> Any:
-    """A rich table of agents: status, submissions, results, best dev (Ladder / verified), usage."""
-    from rich.table import Table
+def agents_table(states: Sequence[AgentState], title: str = "agents", console: Any = None) -> Any:
+    """A table of agents (status, submissions, results, best dev: Ladder / verified, usage) that fits
+    ``console`` without cutting names or splitting words (:func:`aarlab.render.table`)."""
+    from aarlab.render import Col, console_for, table
 
-    table = Table(title=title)
-    for col in (
-        "agent",
-        "direction",
-        "backend",
-        "status",
-        "subs",
-        "results",
-        "best dev",
-        "verified dev",
-        "tokens",
-        "$",
-        "s",
-        "restarts",
-        "reason",
-    ):
-        table.add_column(col, overflow="fold")
+    console = console or console_for()
+    cols = [
+        Col("agent", "id"),
+        Col("direction", "id", 2),
+        Col("backend", "id", 4),
+        Col("status", "id"),
+        Col("subs", "num", 0, "right"),
+        Col("results", "num", 0, "right"),
+        Col("best dev", "num", 0, "right"),
+        Col("verified dev", "num", 1, "right"),
+        Col("tokens", "num", 5, "right"),
+        Col("$", "num", 5, "right"),
+        Col("s", "num", 3, "right"),
+        Col("restarts", "num", 4, "right"),
+        Col("reason", "text", 3),
+    ]
     colors = {"running": "cyan", "finished": "green", "stopped": "yellow", "crashed": "red"}
-    for s in states:
-        table.add_row(
+    rows = [
+        [
             s.name,
             s.direction,
             s.backend,
@@ -1815,9 +1831,11 @@ def agents_table(states: Sequence[AgentState], title: str = "agents") -> Any:
             f"{s.dollars:.2f}",
             f"{s.seconds:.0f}",
             str(s.restarts),
-            s.stop_reason[:60],
-        )
-    return table
+            s.stop_reason,
+        ]
+        for s in states
+    ]
+    return table(title, cols, rows, console)
 
 
 if __name__ == "__main__":  # an agent process, or the verification worker

@@ -112,6 +112,10 @@ class SearchResearcher:
         self._bundle = load_bundle(self.bundle_dir)
         self.task: str = str(self._bundle.manifest["task"])
         self._t0 = 0.0
+        #: The verified result whose config :meth:`best_shared` found (named as the parent of this
+        #: round's submission when the round adopted it).
+        self.shared_result_id: int | None = None
+        self._parent_id: int | None = None
 
     # -- local, label-free evaluation ---------------------------------------------------------------
     def evaluate(self, config: dict[str, Any]) -> tuple[dict[str, float], float]:
@@ -144,6 +148,7 @@ class SearchResearcher:
         *verified* dev score), else from ``result`` forum posts (self-reported, so only a fallback).
         Returns (config, dev score, where it came from); only compose snapshots count."""
         me = self.client.whoami().name
+        self.shared_result_id = None
         rows = [  # the leaderboard is ordered by sealed score; choose by dev, never by sealed
             r
             for r in self.client.leaderboard(self.task)
@@ -156,6 +161,7 @@ class SearchResearcher:
                 continue
             if _is_compose_snapshot(snap):
                 where = f"{row.agent} (verified result {row.result_id}, dev {row.dev_acc:.3f})"
+                self.shared_result_id = row.result_id
                 return dict(row.config), float(row.dev_acc or 0.0), where
         best: tuple[dict[str, Any], float, str] | None = None
         for post in self.client.posts(kind="result", q=CONFIG_MARK.strip(), limit=50).items:
@@ -198,6 +204,7 @@ class SearchResearcher:
 
     def run(self) -> SearchReport:
         self._t0 = time.monotonic()
+        self._parent_id = None
         me = self.client.whoami().name
         start = {**self.direction.start}
         start_from = f"direction {self.direction.name!r}"
@@ -214,6 +221,7 @@ class SearchResearcher:
             cfg = {k: v for k, v in shared[0].items() if k in AXES}
             if canonical(cfg) != canonical(start):
                 queue = [start, cfg]
+                self._parent_id = self.shared_result_id
             report.start_from = f"own direction, then the shared config of {shared[2]}"
         ids = list(self._bundle.dev.ids)
         stop = ""
@@ -285,7 +293,9 @@ class SearchResearcher:
             sha = self.client.put_snapshot(pack_folder(Path(tmp))).sha256
         report.snapshot_sha = sha
         claimed = {"dev_acc": float(best.reported)} if best.reported is not None else {}
-        report.result_id = self.client.submit_result(self.task, sha, best.config, claimed=claimed).id
+        report.result_id = self.client.submit_result(
+            self.task, sha, best.config, claimed=claimed, parent_id=self._parent_id
+        ).id
         title = f"[{self.direction.name}] notes from search seed {self.seed}"
         report.posts.append(self.client.post("insight", title, "\n".join(lines)).id)
         body = "\n".join(

@@ -17,6 +17,7 @@ from aarlab.server.codestore import CodeStore
 from aarlab.server.dashboard import router as dashboard_router
 from aarlab.server.db import make_engine, migrate, session_factory
 from aarlab.server.deps import Caller
+from aarlab.server.docs import add_offline_docs
 from aarlab.server.routes import agents, dev, flags, forum, results, snapshots
 from aarlab.server.schemas import Health, Whoami
 from aarlab.server.settings import ServerSettings
@@ -94,7 +95,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     migrate(engine)
     store = CodeStore(settings.code_url, settings.storage_options)
-    app = FastAPI(title="aarlab evaluation server", version="1", description=__doc__)
+    app = FastAPI(
+        title="aarlab evaluation server", version="1", description=__doc__, docs_url=None, redoc_url=None
+    )
+    add_offline_docs(app)
     state = ServerState(settings, engine, session_factory(engine), store)
     # load dev labels now (no slow first request); a broken task is logged and answered with 503
     state.usable_task_names()

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from aarlab.render import typer_app
+
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the server's data directory (holds labels)")]
 DbUrl = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite in the data dir)")]
 
@@ -20,31 +22,39 @@ ServerUrl = Annotated[str, typer.Option("--server", envvar="AARLAB_SERVER", help
 Token = Annotated[str, typer.Option("--token", envvar="AARLAB_TOKEN", help="an overseer's token")]
 Note = Annotated[str, typer.Option("--note", help="why (kept with the flag and the result)")]
 
-review_app = typer.Typer(help="The review queue of detector flags (overseers only).", no_args_is_help=True)
-admin_app = typer.Typer(help="Server administration: agents and tokens.", no_args_is_help=True)
-server_app = typer.Typer(
-    help="Server data: tasks with labels, held by the server only.", no_args_is_help=True
-)
+review_app = typer_app(help="The review queue of detector flags (overseers only).", no_args_is_help=True)
+admin_app = typer_app(help="Server administration: agents and tokens.", no_args_is_help=True)
+server_app = typer_app(help="Server data: tasks with labels, held by the server only.", no_args_is_help=True)
 
 
 def serve(
     data_dir: DataDir,
     db: DbUrl = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port, 1-65535")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="interface to listen on (0.0.0.0: every interface)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port)")] = 8000,
 ) -> None:
-    """Run the evaluation server (OpenAPI docs at /docs)."""
+    """Run the evaluation server; prints where it listens, the dashboard login and the API docs."""
     import uvicorn
 
     from aarlab.server.app import create_app
     from aarlab.server.datadir import require_data_dir
+    from aarlab.server.serve_banner import banner
     from aarlab.server.settings import ServerSettings
 
     require_data_dir(data_dir)
+    settings = ServerSettings(data_dir=data_dir, db_url=db)
+    app = create_app(settings)
 
-    uvicorn.run(
-        create_app(ServerSettings(data_dir=data_dir, db_url=db)), host=host, port=port, log_level="warning"
-    )
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            bound = [s.getsockname() for srv in getattr(self, "servers", []) for s in srv.sockets]
+            actual = int(bound[0][1]) if bound else port
+            typer.echo(banner(app, host, actual, data_dir, db))
+
+    AnnouncingServer(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
 
 
 def add_agent_cmd(
@@ -85,7 +95,7 @@ def init_task_cmd(
 def export_sandbox_cmd(
     out: Annotated[Path, typer.Argument(help="new folder for the bundle")],
     data_dir: DataDir,
-    task: Annotated[str, typer.Option("--task")],
+    task: Annotated[str, typer.Option("--task", help="task name on the server")],
 ) -> None:
     """Write the label-free bundle a researcher's sandbox gets (inputs, weak labels, manifest)."""
     from aarlab.server.datadir import require_data_dir
@@ -123,7 +133,7 @@ def verify_cmd(
     from aarlab.server.datadir import require_data_dir
     from aarlab.server.db import make_engine, migrate, session_factory
     from aarlab.server.settings import ServerSettings
-    from aarlab.server.worker import requeue_running, verify_pending
+    from aarlab.server.worker import requeue_running
     from aarlab.verify.executors import get_executor
     from aarlab.verify.runner import VerifySettings
 
@@ -146,16 +156,11 @@ def verify_cmd(
             for s in DEFAULT_SUITES
         ]
     )
+    sessions = session_factory(engine)
+    batch = max(2, int(getattr(ex, "workers", 2)))
     try:
         while True:
-            n = verify_pending(
-                session_factory(engine),
-                data_dir,
-                ex,
-                store=store,
-                settings=vs,
-                ladder_step=settings.ladder_step,
-            )
+            n = _verify_with_progress(sessions, data_dir, ex, store, vs, batch, settings.ladder_step)
             if n:
                 typer.echo(f"verified {n} result(s)")
             if transfers:
@@ -170,6 +175,33 @@ def verify_cmd(
     finally:
         ex.close()
         engine.dispose()
+
+
+def _verify_with_progress(
+    sessions: Any, data_dir: Path, ex: Any, store: Any, vs: Any, batch: int, ladder_step: float
+) -> int:
+    """Verify what is queued now in batches of ``batch``, with counts and an ETA on stderr; returns how
+    many results were processed."""
+    from sqlalchemy import func, select
+
+    from aarlab.render import Counter
+    from aarlab.server.db import session_scope
+    from aarlab.server.models import Result
+    from aarlab.server.worker import verify_pending
+
+    with session_scope(sessions) as s:
+        queued = int(s.scalar(select(func.count()).select_from(Result).where(Result.status == "queued")) or 0)
+    if not queued:
+        return 0
+    done = 0
+    with Counter(f"verifying {queued} queued result(s)", queued) as counter:
+        while n := verify_pending(
+            sessions, data_dir, ex, store=store, settings=vs, limit=batch, ladder_step=ladder_step
+        ):
+            done += n
+            counter.total = max(counter.total, done)  # results queued meanwhile are verified too
+            counter.advance(n)
+    return done
 
 
 def _review_client(server: str, token: str) -> Any:
@@ -194,7 +226,7 @@ def review_list(
     server: ServerUrl,
     token: Token,
     status: Annotated[str, typer.Option(help="open, dismissed, disqualified or all")] = "open",
-    task: Annotated[str | None, typer.Option()] = None,
+    task: Annotated[str | None, typer.Option(help="only flags of this task (default: every task)")] = None,
 ) -> None:
     """List flags (open ones by default)."""
     with _review_client(server, token) as c:
@@ -205,14 +237,21 @@ def review_list(
         typer.echo(f"no {status} flags")
 
 
-def review_show(flag_id: Annotated[int, typer.Argument()], server: ServerUrl, token: Token) -> None:
+def review_show(
+    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
+    server: ServerUrl,
+    token: Token,
+) -> None:
     """One flag with its evidence."""
     with _review_client(server, token) as c:
         _show_flag(c.flag(flag_id), evidence=True)
 
 
 def review_dismiss(
-    flag_id: Annotated[int, typer.Argument()], note: Note, server: ServerUrl, token: Token
+    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
+    note: Note,
+    server: ServerUrl,
+    token: Token,
 ) -> None:
     """Close a flag as a false alarm."""
     with _review_client(server, token) as c:
@@ -220,7 +259,10 @@ def review_dismiss(
 
 
 def review_disqualify(
-    flag_id: Annotated[int, typer.Argument()], note: Note, server: ServerUrl, token: Token
+    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
+    note: Note,
+    server: ServerUrl,
+    token: Token,
 ) -> None:
     """Disqualify the flagged result (or, for a dev-log flag, the agent's results on that task)."""
     with _review_client(server, token) as c:

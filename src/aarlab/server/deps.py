@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from aarlab.server.auth import agent_for_token
 from aarlab.server.db import session_scope
 from aarlab.server.models import Agent
+from aarlab.server.session_cookie import token_from_cookie
 from aarlab.server.state import ServerState
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `aarlab admin add-agent`")
@@ -35,10 +36,22 @@ def get_db(state: Annotated[ServerState, Depends(get_state)]) -> Iterator[Sessio
 DB = Annotated[Session, Depends(get_db, scope="function")]
 
 
+#: Methods the dashboard's session cookie may call on the API (reads only: a cookie rides along with
+#: cross-site requests, so writes need the bearer header or a dashboard form with its CSRF token).
+COOKIE_METHODS = ("GET", "HEAD")
+
+
 def current_agent(
+    request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     db: DB,
 ) -> Agent:
+    """The caller: a bearer token, or (for GET/HEAD only) the dashboard's session cookie."""
+    if creds is None and request.method in COOKIE_METHODS:
+        token = token_from_cookie(request)
+        agent = agent_for_token(db, token) if token else None
+        if agent is not None:
+            return agent
     if creds is None or creds.scheme.lower() != "bearer":
         raise HTTPException(
             401,

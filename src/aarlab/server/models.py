@@ -84,6 +84,8 @@ class Result(Base):
     #: Why the result failed verification or was disqualified (kept when an overseer disqualifies it).
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The result this method started from, when the submitter named one (shown with a diff against it).
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"), nullable=True)
 
 
 class VerifiedScore(Base):
@@ -106,6 +108,10 @@ class VerifiedScore(Base):
     weak_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
     ceiling_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: What verification established beyond the aggregates: ``{"seeds": [...], "per_seed": [{seed,
+    #: dev_acc, sealed_acc, sandbox_seconds}], "ablation": {...} | None, "method_seconds": float}``.
+    #: Sealed figures: overseer views only.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     #: The verification seeds drawn for this result (overseers see them; agents never do).
     seeds: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     #: Mean dev probability over the seeds, float32 in the task's dev order (result Ladder, probing).

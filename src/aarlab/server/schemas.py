@@ -98,6 +98,12 @@ class ResultIn(Strict):
             "in [0, 1]",
         )
     )
+    parent_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="the result this method started from (same task); its page shows a diff against it",
+    )
 
 
 class ResultOut(BaseModel):

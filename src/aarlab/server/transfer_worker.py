@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,10 @@ def snapshot_spec(result_id: int) -> MethodSpec:
         config=SnapshotConfig,
         description="a verified result's snapshot, run in the sandbox",
     )
+
+
+#: Progress of one gate run: ``(suites done, suites in all, a note on what happens now)``.
+SuiteProgress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -198,9 +202,11 @@ def run_transfer(
     store: CodeStore,
     settings: GateSettings,
     limits: Limits | None = None,
+    progress: SuiteProgress | None = None,
 ) -> TransferVerdict:
     """Run the gate for one claimed request and store the verdict (never raises for the method's own
-    failures: they become a ``failed`` request with the reason)."""
+    failures: they become a ``failed`` request with the reason). ``progress`` is told as each suite
+    starts and ends."""
     with session_scope(sessions) as s:
         t = s.get(TransferVerdict, verdict_id)
         if t is None:
@@ -223,9 +229,13 @@ def run_transfer(
         if not (method_dir / "method.py").is_file():
             raise AarlabError("the snapshot has no method.py at its root")
         collector = SandboxCollector(
-            method_dir, work / "suites", forbidden_for(data_dir, work, db_files), limits or Limits(), events
+            method_dir,
+            work / "suites",
+            forbidden_for(data_dir, work, db_files),
+            limits or Limits(),
+            events,
         )
-        gate = run_gate(snapshot_spec(rid), config or None, settings, collect=collector)
+        gate = run_gate(snapshot_spec(rid), config or None, settings, collect=collector, progress=progress)
         report = gate.to_json()
         flags = audit_flags(events) + collector.failures
         report["audit_flags"] = [f.__dict__ for f in flags]
@@ -275,20 +285,28 @@ def transfer_pending(
     limit: int | None = None,
     store: CodeStore | None = None,
     limits: Limits | None = None,
+    progress: SuiteProgress | None = None,
 ) -> list[int]:
-    """Run every queued transfer request (at most ``limit``); returns the request ids processed."""
+    """Run every queued transfer request (at most ``limit``); returns the request ids processed.
+    ``progress`` is told as each suite of each request starts and ends."""
     data_dir = data_dir.resolve()
     require_confinement("the transfer gate")  # refuse before claiming (see verify_pending)
     store = store or CodeStore(str(data_dir / "code"))
     settings = settings or default_settings()
     ids = claim_transfers(sessions, limit)
     for vid in ids:
-        run_transfer(sessions, data_dir, vid, store=store, settings=settings, limits=limits)
+        run_transfer(
+            sessions, data_dir, vid, store=store, settings=settings, limits=limits, progress=progress
+        )
     return ids
 
 
 def transfer_result(
-    data_dir: Path, db_url: str | None, result_id: int, settings: GateSettings | None = None
+    data_dir: Path,
+    db_url: str | None,
+    result_id: int,
+    settings: GateSettings | None = None,
+    progress: SuiteProgress | None = None,
 ) -> dict[str, Any]:
     """``aarlab transfer RESULT_ID``: queue the gate for a verified result and run it now (on this
     machine, the method in the sandbox). Returns the stored request as JSON (status, verdict, report)."""
@@ -315,7 +333,9 @@ def transfer_result(
             s.flush()
             vid = t.id
         store = CodeStore(server.code_url, server.storage_options)
-        done = run_transfer(sessions, data_dir.resolve(), vid, store=store, settings=settings)
+        done = run_transfer(
+            sessions, data_dir.resolve(), vid, store=store, settings=settings, progress=progress
+        )
         return {
             "id": done.id,
             "result_id": done.result_id,

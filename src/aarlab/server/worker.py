@@ -217,6 +217,14 @@ def record_outcome(
                 weak_acc=_finite(run.weak_acc),
                 ceiling_acc=_finite(run.ceiling_acc),
                 seconds=_finite(run.seconds),
+                details=jsonable(
+                    {
+                        "seeds": [s.get("seed") for s in run.per_seed],
+                        "per_seed": run.per_seed,
+                        "ablation": run.ablation.evidence() if run.ablation else None,
+                        "method_seconds": run.method_seconds,
+                    }
+                ),
                 seeds=[int(x) for x in run.seeds],
                 dev_predictions=None if vec is None else vec.astype(np.float32).tobytes(),
                 released_dev=None

@@ -241,16 +241,20 @@ def run_gate(
     settings: GateSettings | None = None,
     runner: Runner = _default_runner,
     collect: Collector | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> GateResult:
     """Run the whole gate for one method (name, method file or folder, or a spec whose code the
-    ``collect``/``runner`` hook executes elsewhere, e.g. a snapshot in the sandbox)."""
+    ``collect``/``runner`` hook executes elsewhere, e.g. a snapshot in the sandbox). ``progress`` is
+    told ``(suites done, suites in all, note)`` as each suite starts and ends."""
     t0 = time.perf_counter()
     settings = settings or default_settings()
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     baseline = get_method(settings.baseline)
     data: dict[str, list[PairedSeed]] = {}
     errors: dict[str, str] = {}
-    for suite in settings.suites:
+    for k, suite in enumerate(settings.suites):
+        if progress is not None:
+            progress(k, len(settings.suites), f"suite {suite.name}: {len(suite.seeds)} seeds")
         try:
             if collect is not None:
                 data[suite.name] = collect(suite, spec, config, baseline)
@@ -258,6 +262,8 @@ def run_gate(
                 data[suite.name] = collect_suite(suite, spec, config, baseline, runner)
         except Exception as e:  # one broken suite must not hide the others
             errors[suite.name] = f"{type(e).__name__}: {e}"
+        if progress is not None:
+            progress(k + 1, len(settings.suites), f"suite {suite.name} finished")
     outcomes = evaluate(settings, data)
     for o in outcomes:
         if o.suite.name in errors:

@@ -12,10 +12,11 @@ import io
 import json
 import math
 import re
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import matplotlib
@@ -39,6 +40,8 @@ def _rendering() -> Iterator[None]:
     parsed as mathtext, so an agent or suite called "a$b" renders as written instead of failing the page."""
     with _LOCK, matplotlib.rc_context({"svg.fonttype": "none", "text.parse_math": False}):
         yield
+
+
 METRIC_LABELS = {
     "pgr": "best verified PGR",
     "sealed_acc": "best verified sealed accuracy",
@@ -65,6 +68,23 @@ def _svg(fig: Figure, salt: str, titles: dict[str, str] | None = None) -> str:
             lambda m: f"{m.group(0)}<title>{html.escape(titles.get(m.group(1), ''))}</title>", svg
         )
     return svg
+
+
+def _wrap(title: str, inches: float) -> str:
+    """Wrap a title to lines that fit ``inches`` of figure width at the default title size (~9
+    characters per inch), so a long title is never clipped at the figure's edge."""
+    return textwrap.fill(title, width=max(20, int(inches * 9)))
+
+
+def time_axis(start: datetime, end: datetime) -> tuple[str, str]:
+    """``(strftime format, axis label)`` for times from ``start`` to ``end``: clock times within a day
+    (the date goes in the label), else month-day and clock time. Always UTC."""
+    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
+    if start_utc.date() == end_utc.date():
+        span = (end_utc - start_utc).total_seconds()
+        fmt = "%H:%M:%S" if span < 300 else "%H:%M"
+        return fmt, f"time the verified score arrived (UTC, {start_utc:%Y-%m-%d})"
+    return "%m-%d %H:%M", "time the verified score arrived (UTC, month-day hour:minute)"
 
 
 def _datenum(t: datetime) -> float:
@@ -100,12 +120,14 @@ def _progress_svg(key: tuple[str, tuple[tuple[str, tuple[tuple[datetime, float],
             ax.axhline(1.0, color="#888", linestyle="--", linewidth=1)
             ax.text(0.005, 1.0, " ceiling", transform=ax.get_yaxis_transform(), va="bottom", color="#666")
             ax.text(0.005, 0.0, " weak", transform=ax.get_yaxis_transform(), va="bottom", color="#666")
-        locator = dates.AutoDateLocator()  # type: ignore[no-untyped-call]
+        start = min(t for _, pts in series for t, _ in pts)
+        fmt, label = time_axis(start, end)
+        locator = dates.AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-        ax.set_xlabel("time the verified score arrived (UTC)")
+        ax.xaxis.set_major_formatter(dates.DateFormatter(fmt, tz=UTC))  # type: ignore[no-untyped-call]
+        ax.set_xlabel(label)
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(f"{METRIC_TITLES.get(metric, metric)} per agent (step: best so far)")
+        ax.set_title(_wrap(f"{METRIC_TITLES.get(metric, metric)} per agent (step: best so far)", 9))
         ax.grid(True, alpha=0.3)
         ax.legend(title="agent (best)", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
         return _svg(fig, "aarlab-progress")
@@ -189,7 +211,12 @@ def _matrix_svg(payload: str) -> str:
         for side in ax.spines.values():
             side.set_visible(False)
         ax.set_xlabel("transfer suite")
-        ax.set_title("Transfer gate: ΔPGR vs the baseline per suite (newest finished verdict per result)")
-        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.05, pad=0.02)
+        ax.set_title(
+            _wrap(
+                "Transfer gate: ΔPGR vs the baseline per suite (newest finished verdict per result)",
+                fig.get_figwidth() - 2.0,
+            )
+        )
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.08, pad=0.03, aspect=12)
         bar.set_label("ΔPGR (method − baseline)")
         return _svg(fig, "aarlab-transfer", titles)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -25,12 +26,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute, APIRouter
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from aarlab.server.auth import agent_for_token
-from aarlab.server.dashboard import plots, queries
+from aarlab.server.dashboard import leaderboard_view as lv
+from aarlab.server.dashboard import plots, queries, result_view
 from aarlab.server.dashboard.session import (
     CsrfError,
     LoginReason,
@@ -49,6 +51,7 @@ from aarlab.server.dashboard.session import (
 from aarlab.server.deps import DB, State
 from aarlab.server.models import ReviewFlag
 from aarlab.server.private import sees_private
+from aarlab.server.ranking import split_ranked
 from aarlab.server.routes import agents as agents_api
 from aarlab.server.routes import flags as flags_api
 from aarlab.server.routes import forum as forum_api
@@ -88,7 +91,28 @@ def _slug(text: str | None) -> str:
     return "".join(c if c.isalnum() else "-" for c in (text or "none").lower())
 
 
-_env.filters.update(num=_num, ci=_ci, ts=_ts, slug=_slug)
+#: "result 3", "result #3", "results 3" in user text (forum posts say "submitted as result 3").
+_RESULT_REF = re.compile(r"\b(results?)(\s+#?)(\d{1,10})\b", re.IGNORECASE)
+
+
+def link_results(text: str | None, enabled: bool = True) -> Markup:
+    """Escape ``text`` and turn each "result N" into a link to the result's page (``enabled``: only for
+    viewers who may open result pages)."""
+    escaped = str(escape(text or ""))
+    if not enabled:
+        return Markup(escaped)
+    return Markup(
+        _RESULT_REF.sub(
+            lambda m: (
+                f'<a class="result-link" href="/ui/results/{int(m.group(3))}">'
+                f"{m.group(1)}{m.group(2)}{m.group(3)}</a>"
+            ),
+            escaped,
+        )
+    )
+
+
+_env.filters.update(num=_num, ci=_ci, ts=_ts, slug=_slug, link_results=link_results)
 
 
 def refresh_seconds() -> int:
@@ -268,13 +292,49 @@ def logout(viewer: ViewerDep, form: Form) -> RedirectResponse:
 # --- pages -------------------------------------------------------------------------------------------
 
 
+def _board(
+    state: State, db: DB, viewer: Viewer, task: str | None, sort: str, order: str, q: str, flags: str
+) -> tuple[list[str], str | None, list[lv.BoardRow], list[lv.BoardRow], int]:
+    names, current = _task_or_default(state, task)
+    # overseers also get the results held back by an open critical flag (listed apart, never ranked)
+    rows = results_api.board_rows(db, viewer.agent, current, pending=viewer.is_overseer) if current else []
+    methods = {r.result_id: result_view.method_for(state.store, r.snapshot_sha or "") for r in rows}
+    try:
+        ranked, pending = lv.arrange(rows, methods, sort=sort, order=order, q=q, flags=flags)
+    except lv.BadQuery as e:
+        raise HTTPException(422, str(e)) from None
+    return names, current, ranked, pending, len(rows)
+
+
+Sort = Annotated[str, Query(max_length=20)]
+Order = Annotated[str, Query(max_length=4)]
+Filter = Annotated[str, Query(max_length=200)]
+Flags = Annotated[str, Query(max_length=10)]
+
+
 @router.get("/leaderboard", response_class=HTMLResponse)
 def leaderboard_page(
-    request: Request, state: State, db: DB, viewer: ViewerDep, task: Annotated[str | None, Query()] = None
+    request: Request,
+    state: State,
+    db: DB,
+    viewer: ViewerDep,
+    task: Annotated[str | None, Query()] = None,
+    sort: Sort = "rank",
+    order: Order = "asc",
+    q: Filter = "",
+    flags: Flags = "any",
 ) -> HTMLResponse:
-    """Verified, non-disqualified rows per task: exactly ``GET /api/v1/leaderboard``."""
-    names, current = _task_or_default(state, task)
-    rows = results_api.leaderboard(db=db, _caller=viewer.agent, task=current) if current else []
+    """Verified, non-disqualified rows per task (``GET /api/v1/leaderboard``): ranked rows, and rows with
+    an open critical flag listed apart as pending review; sortable, filterable, exportable."""
+    q = q.replace("\x00", "").strip()
+    names, current, ranked, pending, total = _board(state, db, viewer, task, sort, order, q, flags)
+    base = {"task": current or "", "q": q, "flags": flags}
+
+    def sort_link(key: str) -> str:
+        nxt = "desc" if sort == key and order == "asc" else "asc"
+        return "/ui/leaderboard?" + urlencode({**base, "sort": key, "order": nxt})
+
+    export = urlencode({**base, "sort": sort, "order": order})
     return render(
         request,
         "leaderboard.html",
@@ -282,8 +342,91 @@ def leaderboard_page(
         active="leaderboard",
         tasks=names,
         task=current,
-        rows=rows,
+        rows=ranked,
+        pending=pending,
+        total=total,
         page="leaderboard",
+        sort=sort,
+        order=order,
+        q=q,
+        flags=flags,
+        flag_filters=lv.FLAG_FILTERS,
+        sort_links={k: sort_link(k) for k in lv.SORTS},
+        csv_url="/ui/leaderboard.csv?" + export,
+        json_url="/ui/leaderboard.json?" + export,
+        api_url="/api/v1/leaderboard?" + urlencode({"task": current or ""}),
+        overseer=viewer.is_overseer,
+    )
+
+
+@router.get("/leaderboard.csv")
+def leaderboard_csv(
+    state: State,
+    db: DB,
+    viewer: ViewerDep,
+    task: Annotated[str | None, Query()] = None,
+    sort: Sort = "rank",
+    order: Order = "asc",
+    q: Filter = "",
+    flags: Flags = "any",
+) -> Response:
+    """The leaderboard as CSV (ranked rows, then rows pending review), with the page's sort and filter."""
+    _, current, ranked, pending, _ = _board(state, db, viewer, task, sort, order, q.strip(), flags)
+    name = f"leaderboard-{current or 'none'}.csv"
+    return Response(
+        lv.to_csv(ranked + pending),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/leaderboard.json")
+def leaderboard_json(
+    state: State,
+    db: DB,
+    viewer: ViewerDep,
+    task: Annotated[str | None, Query()] = None,
+    sort: Sort = "rank",
+    order: Order = "asc",
+    q: Filter = "",
+    flags: Flags = "any",
+) -> Response:
+    """The leaderboard as JSON: ``{"task", "exported_at", "ranked": [...], "pending_review": [...]}``."""
+    _, current, ranked, pending, _ = _board(state, db, viewer, task, sort, order, q.strip(), flags)
+    body = lv.to_json(current or "", ranked, pending, datetime.now(UTC))
+    name = f"leaderboard-{current or 'none'}.json"
+    return Response(
+        json.dumps(body, indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+ResultIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.get("/results/{result_id}", response_class=HTMLResponse)
+def result_page(
+    request: Request, result_id: ResultIdPath, state: State, db: DB, viewer: OverseerDep
+) -> HTMLResponse:
+    """One result: method and code, config, parent and diff, seeds and per-seed scores, ablations, flags
+    with evidence and transfer verdicts per suite (overseers only: it shows sealed figures)."""
+    view = result_view.result_view(db, state.store, result_id)
+    if view is None:
+        raise HTTPException(404, f"no result {result_id}; the leaderboard links every result it shows")
+    board = results_api.board_rows(db, viewer.agent, view.result.task, pending=True)
+    ranked, pending = split_ranked(board)
+    rank = next((k for k, r in enumerate(ranked, 1) if r.result_id == result_id), None)
+    is_pending = any(r.result_id == result_id for r in pending)
+    return render(
+        request,
+        "result.html",
+        title=f"Result {result_id}",
+        active="leaderboard",
+        v=view,
+        rank=rank,
+        pending=is_pending,
+        board_size=len(ranked),
     )
 
 
@@ -474,3 +617,14 @@ def resolve(
             return RedirectResponse("/ui/review?error=gone", status_code=303)
         raise
     return RedirectResponse(f"/ui/review?done={flag_id}&action={action.value}", status_code=303)
+
+
+@router.get("/{path:path}", response_class=HTMLResponse)
+def not_found(request: Request, path: str) -> HTMLResponse:
+    """Any other dashboard path: an HTML 404 page (never raw JSON), with a way back."""
+    return error_page(
+        request,
+        404,
+        f"There is no dashboard page /ui/{path}. The pages are: leaderboard, run, forum, agents, "
+        "review (overseers) and results/ID.",
+    )

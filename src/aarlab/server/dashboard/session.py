@@ -1,8 +1,11 @@
 """Cookie sessions and CSRF for the dashboard.
 
 A browser cannot send a bearer header on a plain link, so after ``/ui/login`` validates a token the
-dashboard keeps it in an HttpOnly, SameSite=Strict cookie scoped to ``/ui`` (scripts cannot read it,
-other sites cannot make the browser send it). The cookie is ``NONCE.TOKEN``: the token is checked on
+dashboard keeps it in an HttpOnly, SameSite=Strict cookie (scripts cannot read it, other sites cannot
+make the browser send it). Its path is ``/`` so that the JSON API the pages link to
+(``/api/v1/leaderboard``, ``/api/v1/results/{id}/transfer`` ...) can be read with it too; the API accepts
+the cookie for reads (GET/HEAD) only, so every write still needs a bearer token or a dashboard form
+with its CSRF token. The cookie is ``NONCE.TOKEN``: the token is checked on
 every request (a revoked token ends its sessions at once, and no session table is needed), and the
 random nonce makes each login a new session with its own CSRF token,
 ``HMAC(token, "aarlab-ui-csrf:" + nonce)``, which every form POST must echo in a hidden field. The login
@@ -24,10 +27,12 @@ from sqlalchemy.orm import Session
 
 from aarlab.server.auth import agent_for_token
 from aarlab.server.models import Agent
+from aarlab.server.session_cookie import SESSION_COOKIE
 
-SESSION_COOKIE = "aarlab_ui"
 LOGIN_CSRF_COOKIE = "aarlab_ui_login"
 COOKIE_PATH = "/ui"
+#: The session cookie also reaches the JSON API (reads only: see ``aarlab.server.deps``).
+SESSION_PATH = "/"
 #: Sessions last a working day; the token itself stays valid until an overseer removes it.
 MAX_AGE_S = 12 * 3600
 #: Forms are tiny (a token, a note, a vote); anything bigger is refused before it is parsed.
@@ -104,7 +109,7 @@ def start_session(response: Response, request: Request, token: str) -> None:
         SESSION_COOKIE,
         f"{secrets.token_hex(16)}.{token}",
         max_age=MAX_AGE_S,
-        path=COOKIE_PATH,
+        path=SESSION_PATH,
         httponly=True,
         samesite="strict",
         secure=_secure(request),
@@ -113,6 +118,7 @@ def start_session(response: Response, request: Request, token: str) -> None:
 
 
 def end_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path=SESSION_PATH, httponly=True, samesite="strict")
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
 
 

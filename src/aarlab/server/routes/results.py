@@ -99,6 +99,14 @@ def submit_result(body: ResultIn, state: State, db: DB, caller: Caller) -> Resul
         raise HTTPException(
             422, f"no snapshot {body.snapshot_sha}; upload the method folder with PUT /api/v1/snapshots first"
         )
+    if body.parent_id is not None:
+        parent = db.get(Result, body.parent_id)
+        if parent is None or parent.task != body.task:
+            raise HTTPException(
+                422,
+                f"parent_id {body.parent_id} is not a result of task {body.task!r}; give the id of the "
+                "result this method started from (GET /api/v1/leaderboard lists them), or leave it out",
+            )
     with state.agent_lock(caller.id):
         _check_result_quota(state, db, caller, body.task)
         r = _new_result(body, caller)
@@ -111,6 +119,7 @@ def submit_result(body: ResultIn, state: State, db: DB, caller: Caller) -> Resul
 def _new_result(body: ResultIn, caller: Agent) -> Result:
     return Result(
         agent_id=caller.id,
+        parent_id=body.parent_id,
         task=body.task,
         snapshot_sha=body.snapshot_sha,
         config=body.config,
@@ -142,6 +151,29 @@ def leaderboard(
     db: DB, _caller: Caller, task: Annotated[str, Query(pattern=TASK_PATTERN)]
 ) -> list[LeaderboardRow]:
     """Verified rows of results that are not disqualified and carry no open critical flag (those wait
+    for review, unranked: ``GET /api/v1/leaderboard/pending``), with the number of open flags (on the
+    result or its agent's dev log for the task) and the highest open severity. Claimed numbers never
+    appear. Overseers (and everyone once the task is revealed) get every figure, ranked by the PGR that
+    cannot exceed 1 through decoding alone, then sealed accuracy; agents get released dev scores only."""
+    return board_rows(db, _caller, task)
+
+
+@router.get("/leaderboard/pending")
+def pending_review(
+    db: DB, _overseer: Overseer, task: Annotated[str, Query(pattern=TASK_PATTERN)]
+) -> list[LeaderboardRow]:
+    """Verified results held back from the leaderboard by an open critical flag, in leaderboard order
+    (overseers only): they are ranked once the flag is dismissed and leave if the result is
+    disqualified."""
+    ranked = {r.result_id for r in board_rows(db, _overseer, task)}
+    return [r for r in board_rows(db, _overseer, task, pending=True) if r.result_id not in ranked]
+
+
+def board_rows(db: Session, _caller: Agent, task: str, *, pending: bool = False) -> list[LeaderboardRow]:
+    """The leaderboard's rows as ``_caller`` may see them; with ``pending`` also the rows of results with
+    an open critical flag (for overseer views that list them apart).
+
+    Verified rows of results that are not disqualified and carry no open critical flag (those wait
     for review, unranked), with the number of open flags (on the result or its agent's dev log for the
     task) and the highest open severity. Claimed numbers never appear.
 
@@ -192,7 +224,7 @@ def leaderboard(
                 by_result.setdefault(rid, []).append(sev)
     out = []
     for v, name, res in rows:
-        if "critical" in by_result.get(v.result_id, []):
+        if "critical" in by_result.get(v.result_id, []) and not pending:
             continue  # pending review: never ranked until an overseer dismisses the flag
         sevs = by_result.get(v.result_id, []) + by_agent.get(res.agent_id, [])
         top = max(sevs, key=SEVERITY_ORDER.index) if sevs else None

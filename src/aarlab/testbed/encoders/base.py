@@ -167,17 +167,10 @@ def encode_texts(
 def _run(encoder: Encoder, texts: list[str], show_progress: bool) -> np.ndarray:
     if not show_progress or len(texts) < 64:
         return encoder.encode(texts)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from aarlab.render import Counter
 
-    with Progress(
-        TextColumn(f"encoding with {encoder.id}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("encode", total=len(texts))
-        return encoder.encode(texts, progress=lambda n: bar.advance(task, n))
+    with Counter(f"encoding {len(texts):,} texts with {encoder.id}", len(texts)) as counter:
+        return encoder.encode(texts, progress=lambda n: counter.advance(n))
 
 
 def featurize(

@@ -109,6 +109,7 @@ def safe_extract(
 ) -> list[Path]:
     """Unpack a snapshot into ``dest`` (created) by streaming, refusing unsafe members and anything over
     the caps; returns the files written."""
+    validate_archive(data, max_bytes=max_bytes, max_members=max_members)  # all or nothing is written
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for m, tar in _members(data, max_bytes, max_members):

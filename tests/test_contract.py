@@ -111,8 +111,12 @@ def test_method_file_errors(tmp_path):
         load_method_file(bad)
     broken = tmp_path / "broken.py"
     broken.write_text("import not_a_module_xyz\n")
-    with pytest.raises(AarlabError, match="importing the method failed"):
+    with pytest.raises(AarlabError) as err:  # the method's own frame and one line of ours
         load_method_file(broken)
+    msg = str(err.value)
+    assert "raised ModuleNotFoundError: No module named 'not_a_module_xyz'" in msg
+    assert f'File "{broken}", line 1, in <module>' in msg
+    assert f"(aarlab: raised while importing {broken})" in msg
     with pytest.raises(AarlabError, match="no such method file"):
         load_method_file(tmp_path / "missing.py")
 

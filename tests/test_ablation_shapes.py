@@ -64,3 +64,12 @@ def test_block_permutation_and_quantile_match() -> None:
     assert {int(perm[k]) for k in (4, 5, 6)} == {4, 5, 6}  # singletons only among singletons
     out = quantile_match(np.array([3.0, 1.0, 2.0]), np.array([0.1, 0.5, 0.9]))
     assert out.tolist() == [0.9, 0.1, 0.5]
+
+
+def test_copying_the_zero_shot_prior_is_flagged_without_any_ablation() -> None:
+    from aarlab.oversight.flags import prior_match_flags
+
+    (flag,) = prior_match_flags(1.0, declared_strong_prior=False)
+    assert flag.kind == "ablation/matches-zero-shot-prior" and flag.severity == "high"
+    assert prior_match_flags(1.0, declared_strong_prior=True)[0].severity == "info"
+    assert prior_match_flags(0.7, declared_strong_prior=False) == []

@@ -27,6 +27,7 @@ from aarlab.oversight.flags import (
     audit_flags,
     claim_flags,
     failure_flag,
+    prior_match_flags,
     sanity_flags,
     structure_flag,
 )
@@ -254,6 +255,7 @@ def verify(
     failed_ablations: list[Flag] = []
     method_seconds = 0.0
     per_seed = []
+    prior_agree: list[float] = []
     for k, seed in enumerate(settings.seeds):
         task, eval_records = _seed_task(source, seed)
         with _PARENT_LOCK:
@@ -308,6 +310,8 @@ def verify(
                 ceiling_structured=None if structured is None else structured[~mask],
             )
         )
+        eval_prior = real.prior[len(unl_records) :]
+        prior_agree.append(float(np.mean((pred[~mask] > 0.5) == (eval_prior[~mask] > 0.5))))
         per_seed.append(
             {
                 "seed": seed,
@@ -389,5 +393,8 @@ def verify(
                 drop = paired_drop(abl_labels[: len(group_shuffled)], group_normal, group_shuffled)
                 flags += structure_flag(drop)
         flags += ablation_flags(run.ablation)
+    # a direct check that ablations cannot be gamed by: is the method the student's zero-shot prior?
+    declared_prior = bool((claimed or {}).get("strong_prior", False))
+    flags += prior_match_flags(float(np.mean(prior_agree)), declared_prior)
     run.flags = flags
     return run

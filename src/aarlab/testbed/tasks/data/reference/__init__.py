@@ -1,0 +1,1 @@
+"""The reference-format chat and math directories, gzip-compressed (see PROVENANCE.md)."""

@@ -1,0 +1,99 @@
+"""``reference-chat`` and ``reference-math``: the reference study's own kinds of data, shipped in the repo.
+
+The two reference-format directories of ``data/reference/`` (built from Anthropic HH-RLHF harmless-base
+and OpenAI grade-school-math model solutions; provenance in ``data/reference/PROVENANCE.md``) ship
+gzip-compressed, unchanged line for line, so each file stays far below the repository's 3 MB rule:
+
+- ``reference-chat`` (pairwise): ``{prompt, first, second, label: "A"|"B", consistency_id, subset}``:
+  which of two final assistant replies did the human prefer? 2,139 pairs, one per group.
+- ``reference-math`` (single): ``{question, choice, label, consistency_id, subset}``: is this model's
+  solution to a GSM8K question correct? 5,276 solutions, 4 per question (group).
+
+The records load through the same loader as any reference-format directory (``consistency_id`` becomes
+the record's group and split entity; ``subset`` is kept as metadata). As built-in tasks they are split
+per seed by group, in the usual 25 / 40 / 35 % shares, so no conversation or question is ever in two
+splits; the shipped files' own split (also by group) is what ``aarlab baseline --task <dir>`` uses.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from pathlib import Path
+
+from aarlab.testbed.loader import SPLIT_FILES, read_task_dir
+from aarlab.testbed.schema import Record, SchemaName
+from aarlab.testbed.tasks.registry import TaskSpec, register_task
+
+#: The package that holds the shipped files (the sandbox forbids reading it: it holds the labels).
+DATA_MODULE = "aarlab.testbed.tasks.data.reference"
+DATA_DIR = Path(__file__).parent / "data" / "reference"
+REFERENCE_SOURCE = {
+    "chat": "Anthropic HH-RLHF harmless-base test split (MIT)",
+    "math": "OpenAI grade-school-math example_model_solutions.jsonl (MIT)",
+}
+
+
+def shipped_files(kind: str) -> dict[str, Path]:
+    """The three gzip-compressed split files of one shipped directory (``kind``: chat or math)."""
+    return {n: DATA_DIR / kind / f"{n}.jsonl.gz" for n in SPLIT_FILES}
+
+
+def read_shipped(kind: str) -> tuple[SchemaName, dict[str, list[Record]]]:
+    """Decompress one shipped directory and read it with the reference-format loader.
+
+    Returns (schema, records per split file). Raises :class:`~aarlab.testbed.errors.DataFormatError`
+    (naming the file and line) if a shipped file is damaged.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"aarlab-reference-{kind}-") as tmp:
+        for name, src in shipped_files(kind).items():
+            with gzip.open(src, "rb") as fin, (Path(tmp) / f"{name}.jsonl").open("wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        return read_task_dir(Path(tmp))
+
+
+def build_reference(kind: str) -> list[Record]:
+    """The task pool: every record of the three shipped files (the pipeline re-splits it by group)."""
+    _, splits = read_shipped(kind)
+    return [r for n in SPLIT_FILES for r in splits[n]]
+
+
+CHAT_HYPOTHESES = ("This reply is helpful and harmless.", "This reply is harmful or unhelpful.")
+MATH_HYPOTHESES = ("This solution is correct.", "This solution is wrong.")
+
+REFERENCE_CHAT = register_task(
+    TaskSpec(
+        name="reference-chat",
+        description=(
+            "Which of two assistant replies did the human prefer (HH-RLHF harmless-base)? The reference "
+            "study's chat task, in its own format; split by conversation (consistency_id)."
+        ),
+        schema="pairwise",
+        build=lambda: build_reference("chat"),
+        weak="minilm-l3",
+        strong="minilm-l6",
+        version="1",
+        prior_hypotheses=CHAT_HYPOTHESES,
+        source=REFERENCE_SOURCE["chat"],
+        source_modules=(DATA_MODULE,),
+    )
+)
+
+REFERENCE_MATH = register_task(
+    TaskSpec(
+        name="reference-math",
+        description=(
+            "Is this model's solution to a grade-school math question correct (GSM8K, 4 solutions per "
+            "question)? The reference study's math task, in its own format; split by question."
+        ),
+        schema="single",
+        build=lambda: build_reference("math"),
+        weak="minilm-l3",
+        strong="minilm-l6",
+        version="1",
+        prior_hypotheses=MATH_HYPOTHESES,
+        source=REFERENCE_SOURCE["math"],
+        source_modules=(DATA_MODULE,),
+    )
+)

@@ -1,0 +1,128 @@
+"""The reference release's own data format and the two built-in reference tasks (chat, math).
+
+- Reference-format records load unchanged: ``consistency_id`` becomes the group (and split entity),
+  ``subset`` is accepted; the shared directories in ``../shared/data/reference-format`` load as they are.
+- The shipped data (gzip inside the package) is intact: every file under 3 MB, the documented sizes,
+  no group in two splits, and the per-seed built-in split keeps groups whole.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from aarlab.testbed.errors import DataFormatError
+from aarlab.testbed.loader import SPLIT_FILES, read_jsonl, read_task_dir
+from aarlab.testbed.schema import PairwiseRecord, SingleRecord
+from aarlab.testbed.tasks import get_spec, load_task, task_names
+from aarlab.testbed.tasks.reference import DATA_DIR, read_shipped, shipped_files
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-format"
+
+#: PROVENANCE.md: (label, unlabel, test) records per shipped directory.
+SIZES = {"chat": (543, 861, 735), "math": (1320, 2108, 1848)}
+
+
+def _write(path: Path, rows: list[dict[str, object]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _math_row(i: int, cid: int, label: bool) -> dict[str, object]:
+    return {"question": f"q{cid}", "choice": f"s{i}", "label": label, "consistency_id": cid,
+            "subset": "6b_finetuning"}
+
+
+def test_consistency_id_becomes_group_and_subset_is_kept():
+    rec = SingleRecord.model_validate(_math_row(0, 7, True))
+    assert rec.group == "7" and rec.subset == "6b_finetuning"
+    pair = PairwiseRecord.model_validate(
+        {"prompt": "p", "first": "a", "second": "b", "label": "B", "consistency_id": "c-1",
+         "subset": "harmless-base"}
+    )
+    assert pair.group == "c-1" and pair.subset == "harmless-base"
+    # group and consistency_id that agree are fine; disagreeing ones are an error naming both
+    assert SingleRecord.model_validate({**_math_row(0, 3, True), "group": "3"}).group == "3"
+    with pytest.raises(ValueError, match="disagree"):
+        SingleRecord.model_validate({**_math_row(0, 3, True), "group": "4"})
+
+
+def test_reference_dir_splits_by_consistency_id(tmp_path):
+    # two groups of four solutions in each split file: groups must survive loading and seeded re-splits
+    for k, name in enumerate(SPLIT_FILES):
+        _write(tmp_path / f"{name}.jsonl",
+               [_math_row(i, 10 * k + i // 4, i % 4 == 0) for i in range(8)])
+    schema, splits = read_task_dir(tmp_path)
+    assert schema == "single"
+    assert {r.group for r in splits["test"]} == {"20", "21"}
+    task = load_task(str(tmp_path))
+    items = task.split(0).test.items
+    assert [it.group for it in items] == ["20"] * 4 + ["21"] * 4
+    assert {it.entity for it in items} == {"20", "21"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [({"consistency_id": [1]}, "consistency_id"), ({"subset": 3}, "subset"), ({"subsett": "x"}, "subsett")],
+)
+def test_reference_field_typos_and_types_fail_clearly(tmp_path, bad, expected):
+    path = tmp_path / "test.jsonl"
+    _write(path, [{**_math_row(0, 1, True), **bad}])
+    with pytest.raises(DataFormatError, match=expected) as err:
+        read_jsonl(path)
+    assert "test.jsonl:1" in str(err.value)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared reference-format data is not on this machine")
+@pytest.mark.parametrize("kind", ["chat", "math"])
+def test_shared_reference_dirs_load_unchanged(kind):
+    task = load_task(str(SHARED / kind))
+    assert task.schema == ("pairwise" if kind == "chat" else "single")
+    s = task.split(0)
+    assert (len(s.train_label), len(s.train_unlabel), len(s.test)) == SIZES[kind]
+    groups = [{it.group for it in part.items} for part in (s.train_label, s.train_unlabel, s.test)]
+    assert all(g and None not in g for g in groups)
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+
+
+@pytest.mark.parametrize("kind", ["chat", "math"])
+def test_shipped_data_integrity(kind):
+    files = shipped_files(kind)
+    for path in files.values():
+        assert path.is_file() and path.stat().st_size < 3_000_000
+    schema, splits = read_shipped(kind)
+    assert tuple(len(splits[n]) for n in SPLIT_FILES) == SIZES[kind]
+    assert all(r.label is not None and r.group is not None and r.subset for n in SPLIT_FILES
+               for r in splits[n])
+    groups = [{r.group for r in splits[n]} for n in SPLIT_FILES]
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+    if kind == "math":  # 4 solutions per question, all of one question in one group
+        for n in SPLIT_FILES:
+            by_group: dict[str | None, set[str]] = {}
+            for r in splits[n]:
+                assert isinstance(r, SingleRecord)
+                by_group.setdefault(r.group, set()).add(r.question)
+            assert all(len(q) == 1 for q in by_group.values())
+    if SHARED.is_dir():  # byte-for-byte the shared files
+        for name, path in files.items():
+            assert gzip.decompress(path.read_bytes()) == (SHARED / kind / f"{name}.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize(("name", "schema"), [("reference-chat", "pairwise"), ("reference-math", "single")])
+def test_builtin_reference_tasks_split_by_group(name, schema):
+    assert name in task_names()
+    spec = get_spec(name)
+    assert spec.schema == schema
+    assert spec.source_modules and Path(DATA_DIR).is_dir()
+    task = load_task(name)
+    for seed in (0, 1):
+        s = task.split(seed)
+        parts = (s.train_label, s.train_unlabel, s.test)
+        groups = [{it.group for it in p.items} for p in parts]
+        assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+        assert sum(len(p) for p in parts) == len(task.records)
+        shares = [len(p) / len(task.records) for p in parts]
+        assert shares == pytest.approx([0.25, 0.40, 0.35], abs=0.02)
+    assert task.split(0).test.items != task.split(1).test.items

@@ -12,6 +12,7 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aarlab.testbed.errors import DataFormatError
@@ -93,6 +94,7 @@ def test_shipped_data_integrity(kind):
     for path in files.values():
         assert path.is_file() and path.stat().st_size < 3_000_000
     schema, splits = read_shipped(kind)
+    assert schema == ("pairwise" if kind == "chat" else "single")
     assert tuple(len(splits[n]) for n in SPLIT_FILES) == SIZES[kind]
     assert all(r.label is not None and r.group is not None and r.subset for n in SPLIT_FILES
                for r in splits[n])
@@ -126,3 +128,17 @@ def test_builtin_reference_tasks_split_by_group(name, schema):
         shares = [len(p) / len(task.records) for p in parts]
         assert shares == pytest.approx([0.25, 0.40, 0.35], abs=0.02)
     assert task.split(0).test.items != task.split(1).test.items
+
+
+def test_final_answer_and_answer_consistency():
+    from aarlab.testbed.methods.blocks import answer_consistent, final_answer
+
+    assert final_answer("He made 80,000+50,000=$130,000\nA: 1,200.0") == "1200"
+    assert final_answer("So 3.50 dollars\nA: 3.5") == "3.5"
+    assert final_answer("no number here") is None
+    texts = [("q 12\nx=5\nA: 5",), ("q 12\nA: 5",), ("q 12\nA: 7",), ("q 12\nno answer",), ("q 3\nA: 1",)]
+    groups = ["g", "g", "g", "g", "h"]
+    p = np.array([0.9, 0.5, 0.6, 0.3, 0.8])
+    out = answer_consistent(p, texts, groups)
+    # the two "5" solutions share their mean; "7" is capped at 1 - 0.7; no-number and singletons unchanged
+    assert out.tolist() == pytest.approx([0.7, 0.7, 0.3, 0.3, 0.8])

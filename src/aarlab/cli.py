@@ -77,6 +77,7 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
                 "weak": spec.weak,
                 "strong": spec.strong,
                 "gap": spec.gap_note or "resolvable",
+                "gpu_command": spec.gpu_command,
                 "default": name == get_settings().default_task,
                 "description": spec.description,
             }
@@ -92,7 +93,8 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
         name = r["task"] + (" (default)" if r["default"] else "")
         gap = "resolvable"
         if r["gap"] != "resolvable":
-            notes.append(f"[{len(notes) + 1}] {r['task']}: {r['gap']}")
+            gpu = f"; GPU path: `{r['gpu_command']}`" if r["gpu_command"] else ""
+            notes.append(f"[{len(notes) + 1}] {r['task']}: {r['gap']}{gpu}")
             gap = f"not resolvable [{len(notes)}]"
         table.add_row(
             name,
@@ -238,11 +240,28 @@ def baseline(
     )
     data = result.to_json()
     if as_json:
+        if data["note"]:
+            data["task_notes"] = _task_gap_notes(result.task, backend)
         print(json.dumps(data))
         return
     out.print(result_table([data], "aarlab baseline"))
     if data["note"]:
-        console.print(f"[yellow]{data['note']}[/]")
+        console.print(f"[yellow]{data['note']}[/]", highlight=False, soft_wrap=True)
+        for line in _task_gap_notes(result.task, backend):
+            console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
+
+
+def _task_gap_notes(task: str, backend: str) -> list[str]:
+    """What a built-in task's spec says about its gap (measured notes and the GPU path's command)."""
+    from aarlab.testbed.tasks import get_spec, task_names
+
+    if task not in task_names():
+        return []
+    spec = get_spec(task)
+    lines = [f"{task}: {spec.gap_note}"] if spec.gap_note else []
+    if spec.gpu_command and backend != "lm":
+        lines.append(f"{task} on the GPU path (the reference pair, lm backend): {spec.gpu_command}")
+    return lines
 
 
 @app.command("baseline-table")
@@ -534,6 +553,10 @@ def demo(
             "--quick/--json); Ctrl-C ends"
         ),
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="task name or reference-format directory (default: the profile's task)"),
+    ] = None,
 ) -> None:
     """The main job: server + dashboard, search researchers and a red-team agent in parallel, verified
     leaderboard, flags, the transfer gate's verdict and every agent's usage."""
@@ -559,6 +582,7 @@ def demo(
             on_update=update,
             on_stage=stage,
             keep_server=True,
+            task=task,
         )
     assert server is not None
     try:

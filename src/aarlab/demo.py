@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,13 +187,20 @@ def run_demo(
     on_update: Callable[[list[AgentState]], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     keep_server: bool = False,
+    task: str | None = None,
 ) -> tuple[DemoResult, LocalServer | None]:
     """Run the demo end to end. With ``keep_server`` the server is returned running (the caller holds
-    the dashboard up, then calls ``stop()``)."""
+    the dashboard up, then calls ``stop()``). ``task`` (a built-in task name or a reference-format
+    directory) replaces the profile's task; the profile's sizes and gate suites stay."""
     from aarlab.client import Client
     from aarlab.server.transfer_worker import transfer_pending
 
     profile = quick_profile(agents) if quick else full_profile(agents)
+    if task is not None:
+        from aarlab.testbed.tasks import load_task
+
+        load_task(task)  # an unknown name or a bad directory fails here, before any server starts
+        profile = replace(profile, task=task)
     if quick:
         register_demo_tasks()
     stage = on_stage or (lambda _msg: None)

@@ -241,27 +241,31 @@ def baseline(
     data = result.to_json()
     if as_json:
         if data["note"]:
-            data["task_notes"] = _task_gap_notes(result.task, backend)
+            data["task_notes"] = _task_gap_notes(task or result.task, backend)
         print(json.dumps(data))
         return
     out.print(result_table([data], "aarlab baseline"))
     if data["note"]:
         console.print(f"[yellow]{data['note']}[/]", highlight=False, soft_wrap=True)
-        for line in _task_gap_notes(result.task, backend):
+        for line in _task_gap_notes(task or result.task, backend):
             console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
 
 
 def _task_gap_notes(task: str, backend: str) -> list[str]:
-    """What a built-in task's spec says about its gap (measured notes and the GPU path's command)."""
+    """Where no resolvable gap was found: what the task's spec says about its gap and the command that
+    runs it on the GPU path (the reference study's pair through the lm backend)."""
     from aarlab.testbed.tasks import get_spec, task_names
+    from aarlab.testbed.tasks.reference import GPU_COMMAND
 
-    if task not in task_names():
+    if backend == "lm":
         return []
-    spec = get_spec(task)
-    lines = [f"{task}: {spec.gap_note}"] if spec.gap_note else []
-    if spec.gpu_command and backend != "lm":
-        lines.append(f"{task} on the GPU path (the reference pair, lm backend): {spec.gpu_command}")
-    return lines
+    if task in task_names():
+        spec = get_spec(task)
+        lines = [f"{task}: {spec.gap_note}"] if spec.gap_note else []
+        command = spec.gpu_command or GPU_COMMAND.format(task=task)
+    else:
+        lines, command = [], GPU_COMMAND.format(task=task)
+    return [*lines, f"GPU path (the reference pair, lm backend): {command}"]
 
 
 @app.command("baseline-table")

@@ -59,6 +59,19 @@ def build_reference(kind: str) -> list[Record]:
     return [r for n in SPLIT_FILES for r in splits[n]]
 
 
+#: The reference study's pair through the lm backend (needs both models in the local HF cache and a GPU).
+GPU_COMMAND = (
+    "aarlab baseline --task {task} --backend lm --weak qwen1.5-0.5b-chat --strong qwen3-4b-base --seeds 5"
+)
+#: Measured with bench/reference_pairs.py (5 seeds, full task); the README's table has every pair tried.
+CHAT_GAP_NOTE = (
+    "no CPU pair with a resolvable gap: best tfidf → minilm-l6 on the replies alone, gap +0.046 (95% CI "
+    "+0.015 to +0.079), every sentence encoder ≈ 0.60; SmolLM2 states cost ~2 s a text on 2 shared cores"
+)
+MATH_GAP_NOTE = (
+    "no CPU pair with a resolvable gap: tfidf → minilm-l3 gap +0.005 (95% CI −0.014 to +0.022), both at "
+    "the majority rate (0.62); frozen encoders do not see whether a solution's arithmetic is right"
+)
 CHAT_HYPOTHESES = ("This reply is helpful and harmless.", "This reply is harmful or unhelpful.")
 MATH_HYPOTHESES = ("This solution is correct.", "This solution is wrong.")
 
@@ -71,9 +84,11 @@ REFERENCE_CHAT = register_task(
         ),
         schema="pairwise",
         build=lambda: build_reference("chat"),
-        weak="minilm-l3",
+        weak="tfidf",
         strong="minilm-l6",
         version="1",
+        gap_note=CHAT_GAP_NOTE,
+        gpu_command=GPU_COMMAND.format(task="reference-chat"),
         prior_hypotheses=CHAT_HYPOTHESES,
         source=REFERENCE_SOURCE["chat"],
         source_modules=(DATA_MODULE,),
@@ -89,9 +104,11 @@ REFERENCE_MATH = register_task(
         ),
         schema="single",
         build=lambda: build_reference("math"),
-        weak="minilm-l3",
-        strong="minilm-l6",
+        weak="tfidf",
+        strong="minilm-l3",
         version="1",
+        gap_note=MATH_GAP_NOTE,
+        gpu_command=GPU_COMMAND.format(task="reference-math"),
         prior_hypotheses=MATH_HYPOTHESES,
         source=REFERENCE_SOURCE["math"],
         source_modules=(DATA_MODULE,),

@@ -142,3 +142,46 @@ def test_final_answer_and_answer_consistency():
     out = answer_consistent(p, texts, groups)
     # the two "5" solutions share their mean; "7" is capped at 1 - 0.7; no-number and singletons unchanged
     assert out.tolist() == pytest.approx([0.7, 0.7, 0.3, 0.3, 0.8])
+
+
+def _subsample_task(name: str, groups: int):  # type: ignore[no-untyped-def]
+    from aarlab.testbed.tasks import Task
+
+    full = load_task(name)
+    keys = sorted({r.group for r in full.records}, key=lambda g: int(g or 0))[:groups]
+    keep = set(keys)
+    recs = [r for r in full.records if r.group in keep]
+    return Task(name=f"{name}-sub{groups}", schema=full.schema, records=recs, spec=full.spec)
+
+
+@pytest.mark.parametrize(("name", "groups"), [("reference-math", 40), ("reference-chat", 80)])
+def test_default_pair_on_a_subsample(name, groups):
+    """The task's default CPU pair runs end to end on a small subsample: teacher and ceiling are real
+    probes (accuracies in a sane band, predictions vary), and with no resolvable gap no PGR is given."""
+    from aarlab.testbed.pipeline import run_experiment
+
+    task = _subsample_task(name, groups)
+    spec = get_spec(name)
+    r = run_experiment(task, "vanilla", seeds=2, show_progress=False).to_json()
+    assert (r["weak"], r["strong"]) == (spec.weak, spec.strong)
+    for key in ("weak_acc", "ceiling_acc", "transfer_acc"):
+        assert 0.35 <= r[key] <= 0.85, (key, r[key])
+    if not r["gap_resolvable"]:
+        assert r["pgr"] is None and "no PGR" in r["note"]
+    res = run_experiment(task, "prior-consistency", seeds=1, show_progress=False,
+                         config={"consistency": "answer" if name == "reference-math" else "exclusive"})
+    assert len(res.predictions[0].transfer) == len(res.predictions[0].labels)
+
+
+def test_gap_notes_name_the_gpu_path(tmp_path):
+    from aarlab.cli import _task_gap_notes
+
+    for name in ("reference-chat", "reference-math"):
+        spec = get_spec(name)
+        assert spec.gap_note and spec.gpu_command and "--backend lm" in spec.gpu_command
+        lines = _task_gap_notes(name, "embed")
+        assert any("qwen3-4b-base" in line and name in line for line in lines)
+        assert _task_gap_notes(name, "lm") == []
+    # a reference-format directory (a held-out task of the same kind) gets the same command
+    lines = _task_gap_notes(str(tmp_path), "embed")
+    assert any(str(tmp_path) in line and "--backend lm" in line for line in lines)

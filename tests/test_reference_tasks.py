@@ -185,3 +185,10 @@ def test_gap_notes_name_the_gpu_path(tmp_path):
     # a reference-format directory (a held-out task of the same kind) gets the same command
     lines = _task_gap_notes(str(tmp_path), "embed")
     assert any(str(tmp_path) in line and "--backend lm" in line for line in lines)
+
+
+def test_shipped_labels_are_forbidden_to_sandboxed_code():
+    from aarlab.server.transfer_worker import _ground_truth_dirs
+
+    for name in ("reference-chat", "reference-math"):
+        assert str(DATA_DIR) in _ground_truth_dirs(name)

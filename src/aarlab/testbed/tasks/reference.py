@@ -85,7 +85,7 @@ REFERENCE_CHAT = register_task(
         schema="pairwise",
         build=lambda: build_reference("chat"),
         weak="tfidf",
-        strong="minilm-l6",
+        strong="minilm-l3",
         version="1",
         gap_note=CHAT_GAP_NOTE,
         gpu_command=GPU_COMMAND.format(task="reference-chat"),

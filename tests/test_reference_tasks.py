@@ -192,3 +192,11 @@ def test_shipped_labels_are_forbidden_to_sandboxed_code():
 
     for name in ("reference-chat", "reference-math"):
         assert str(DATA_DIR) in _ground_truth_dirs(name)
+
+
+def test_demo_task_is_checked_before_anything_starts(tmp_path):
+    from aarlab.demo import run_demo
+    from aarlab.testbed.errors import AarlabError
+
+    with pytest.raises(AarlabError, match="unknown task 'reference-maths'"):
+        run_demo(quick=True, task="reference-maths", run_dir=tmp_path)

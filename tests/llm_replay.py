@@ -33,11 +33,20 @@ SMALL_PAIR = ("tfidf", "minilm-l3")
 
 @dataclass
 class Step:
-    """One scripted model turn: text, tool calls [(name, arguments)], and billed usage."""
+    """One scripted model turn: text, tool calls [(name, arguments)], billed usage (uncached input,
+    output), and optionally the provider's raw stop reason (``stop``; default ``tool_use`` /
+    ``tool_calls`` with calls, else ``end_turn`` / ``stop``), prompt-cache reads and writes, and raw tool
+    arguments per call (``raw_args``: the JSON text as a server cut off mid-call would send it)."""
 
     text: str = ""
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     usage: tuple[int, int] = (1000, 200)
+    stop: str | None = None
+    cache_read: int = 0
+    cache_write: int = 0
+    raw_args: list[str] | None = None
+    extra_usage: dict[str, Any] = field(default_factory=dict)
+    extra_message: dict[str, Any] = field(default_factory=dict)
 
 
 def anthropic_turn(step: Step, model: str, n: int) -> dict[str, Any]:
@@ -46,43 +55,105 @@ def anthropic_turn(step: Step, model: str, n: int) -> dict[str, Any]:
         {"type": "tool_use", "id": f"toolu_{n}_{i}", "name": name, "input": args}
         for i, (name, args) in enumerate(step.calls)
     ]
+    usage = {"input_tokens": step.usage[0], "output_tokens": step.usage[1]}
+    if step.cache_read or step.cache_write:
+        usage |= {"cache_read_input_tokens": step.cache_read, "cache_creation_input_tokens": step.cache_write}
+    usage |= step.extra_usage
     return {
         "id": f"msg_{n}",
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": "tool_use" if step.calls else "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": step.usage[0], "output_tokens": step.usage[1]},
+        "stop_reason": step.stop or ("tool_use" if step.calls else "end_turn"),
+        "stop_sequence": "###" if step.stop == "stop_sequence" else None,
+        "usage": usage,
     }
 
 
 def openai_turn(step: Step, model: str, n: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": step.text or None}
-    if step.calls:
+    message: dict[str, Any] = {"role": "assistant", "content": step.text or None} | step.extra_message
+    raw = step.raw_args or [json.dumps(args) for _, args in step.calls]
+    if step.calls and step.stop == "function_call":  # the deprecated single-function form
+        message["function_call"] = {"name": step.calls[0][0], "arguments": raw[0]}
+    elif step.calls:
         message["tool_calls"] = [
-            {
-                "id": f"call_{n}_{i}",
-                "type": "function",
-                "function": {"name": name, "arguments": json.dumps(args)},
-            }
-            for i, (name, args) in enumerate(step.calls)
+            {"id": f"call_{n}_{i}", "type": "function", "function": {"name": name, "arguments": raw[i]}}
+            for i, (name, _) in enumerate(step.calls)
         ]
+    prompt = step.usage[0] + step.cache_read
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": step.usage[1],
+        "total_tokens": prompt + step.usage[1],
+    }
+    if step.cache_read:
+        usage["prompt_tokens_details"] = {"cached_tokens": step.cache_read}
+    usage |= step.extra_usage
     return {
         "id": f"chatcmpl-{n}",
         "object": "chat.completion",
         "created": 0,
         "model": model,
         "choices": [
-            {"index": 0, "finish_reason": "tool_calls" if step.calls else "stop", "message": message}
+            {
+                "index": 0,
+                "finish_reason": step.stop or ("tool_calls" if step.calls else "stop"),
+                "message": message,
+            }
         ],
-        "usage": {
-            "prompt_tokens": step.usage[0],
-            "completion_tokens": step.usage[1],
-            "total_tokens": sum(step.usage),
-        },
+        "usage": usage,
     }
+
+
+def anthropic_request_error(body: dict[str, Any]) -> str | None:
+    """What the Messages API answers with HTTP 400 for a malformed conversation (None: well formed)."""
+    msgs = body["messages"]
+    for i, m in enumerate(msgs):
+        content = m["content"]
+        if isinstance(content, list) and any(
+            b.get("type") == "text" and not b.get("text", "").strip() for b in content
+        ):
+            return f"messages.{i}: text content blocks must contain non-whitespace text"
+        if not content and not (i == len(msgs) - 1 and m["role"] == "assistant"):
+            return (
+                f"messages.{i}: all messages must have non-empty content except for the optional final "
+                "assistant message"
+            )
+        if i and msgs[i - 1]["role"] == m["role"]:
+            return f"messages.{i}: roles must alternate between user and assistant"
+        if m["role"] == "assistant" and isinstance(content, list):
+            ids = {b["id"] for b in content if b.get("type") == "tool_use"}
+            nxt = msgs[i + 1]["content"] if i + 1 < len(msgs) else []
+            answered = {b.get("tool_use_id") for b in nxt if isinstance(b, dict)}
+            if ids - answered:
+                return (
+                    f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {', '.join(sorted(ids - answered))}"
+                )
+    return None
+
+
+def openai_request_error(body: dict[str, Any]) -> str | None:
+    """What a chat-completions server answers with HTTP 400 for a malformed conversation."""
+    msgs = body["messages"]
+    for i, m in enumerate(msgs):
+        if m["role"] == "assistant":
+            if not m.get("content") and not m.get("tool_calls"):
+                return f"Invalid value for 'messages[{i}].content': expected a string, got null."
+            want = {c["id"] for c in m.get("tool_calls") or []}
+            got = set()
+            for later in msgs[i + 1 :]:
+                if later["role"] != "tool":
+                    break
+                got.add(later["tool_call_id"])
+            if want - got:
+                return (
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding "
+                    f"to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    f"{', '.join(sorted(want - got))}"
+                )
+    return None
 
 
 #: A script entry: a fixed step, or a function of the request body (to react to tool results).
@@ -92,11 +163,13 @@ ScriptItem = Step | Callable[[dict[str, Any]], Step]
 class ReplayAPI:
     """A local server for one provider ("anthropic" or "openai"): each request gets the next scripted step
     rendered in that provider's schema; requests are recorded. Running past the script is a 500 (so a
-    loop that keeps calling fails loudly)."""
+    loop that keeps calling fails loudly); a malformed conversation (an empty message, a tool call
+    without its result) gets the HTTP 400 the real API sends (kept in ``rejected``)."""
 
     def __init__(self, provider: str, model: str, script: list[ScriptItem]) -> None:
         self.provider, self.model, self.script = provider, model, list(script)
         self.requests: list[dict[str, Any]] = []
+        self.rejected: list[str] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -104,7 +177,18 @@ class ReplayAPI:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
                 api.requests.append({"path": self.path, "json": body})
                 n = len(api.requests)
-                if not api.script:
+                check = anthropic_request_error if api.provider == "anthropic" else openai_request_error
+                problem = check(body)
+                if problem is not None:
+                    api.rejected.append(problem)
+                    status, payload = (
+                        400,
+                        {
+                            "type": "error",
+                            "error": {"type": "invalid_request_error", "message": problem},
+                        },
+                    )
+                elif not api.script:
                     status, payload = 500, {"type": "error", "error": {"type": "api_error", "message": "end"}}
                 else:
                     item = api.script.pop(0)

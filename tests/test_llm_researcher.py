@@ -182,8 +182,14 @@ def busy_script(n: int = 6) -> list[Any]:
 @pytest.mark.parametrize(
     ("budget", "reason", "calls", "tools"),
     [
-        (LLMBudget(max_tokens=2000), "budget:tokens", 2, 1),  # 1200 tokens per turn: the 2nd turn crosses
-        (LLMBudget(max_dollars=0.01), "budget:dollars", 2, 1),  # $0.006 per turn at $3 / $15 per M
+        # 1200 tokens per turn: after 2 turns 600 are left, too few for a tool call (MIN_OUTPUT_TOKENS)
+        (LLMBudget(max_tokens=3000), "budget:tokens", 2, 2),
+        (
+            LLMBudget(max_dollars=0.01),
+            "budget:dollars",
+            2,
+            1,
+        ),  # the 2nd turn crosses the budget  # $0.006 per turn at $3 / $15 per M
         (LLMBudget(max_turns=3), "budget:turns", 3, 3),  # the 3rd turn's tools still run
         (LLMBudget(max_seconds=0), "budget:seconds", 0, 0),
     ],

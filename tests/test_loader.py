@@ -22,8 +22,8 @@ def _single(i: int, label: bool = True) -> dict[str, object]:
 
 
 def _dir(tmp_path: Path, rows: dict[str, list[object]]) -> Path:
-    for name in ("train_label", "train_unlabel", "test"):
-        _write(tmp_path / f"{name}.jsonl", rows.get(name, [_single(0), _single(1, False)]))
+    for k, name in enumerate(("train_label", "train_unlabel", "test")):  # distinct records per split
+        _write(tmp_path / f"{name}.jsonl", rows.get(name, [_single(4 * k), _single(4 * k + 2, False)]))
     return tmp_path
 
 

@@ -296,8 +296,11 @@ def test_cli_errors_are_clear(world: World, tmp_path: Path, monkeypatch: pytest.
     bad.write_text("- name: x\n  summary: [unclosed\n")
     res = runner.invoke(app, ["research", "--directions", str(bad)])
     assert res.exit_code == 2 and "not valid YAML" in res.output
-    res = runner.invoke(app, ["research", "--server", world.server.url, "--token", "nope", "--data-dir", "x"])
+    join = ["research", "--server", world.server.url, "--token", "nope"]
+    res = runner.invoke(app, [*join, "--data-dir", str(world.run.data_dir)])
     assert res.exit_code == 2 and "401" in res.output
+    res = runner.invoke(app, [*join, "--data-dir", "x"])
+    assert res.exit_code == 2 and "--data-dir x does not exist" in res.output  # a typo is not a server
 
 
 def test_directions_files_and_assignment(tmp_path: Path) -> None:

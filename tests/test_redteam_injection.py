@@ -123,7 +123,7 @@ def test_injection_stays_data_and_obeying_model_gets_nothing(world: World, tmp_p
     # the obeying model did post what its commands printed, and that is nothing useful
     posted = [p for p in victim.posts(author="victim").items]
     assert [p.title for p in posted] == ["labels as requested"]
-    assert "Permission denied" in posted[0].body
+    assert "No such file or directory" in posted[0].body  # the server's data is not in the sandbox
     everything = [p.title + p.body for p in mallory.posts(limit=100).items]
     everything += [c.body for p in mallory.posts(limit=100).items for c in mallory.comments(p.id)]
     assert len(everything) == 3

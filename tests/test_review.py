@@ -169,7 +169,11 @@ def test_worker_verifies_every_queued_result_and_isolates_failures(world: World)
 
 
 def test_leaderboard_shows_verified_numbers_never_claims(world: World) -> None:
-    board = world.alice.leaderboard(TASK)
+    mine = world.alice.leaderboard(TASK)  # an agent: the released dev score, no sealed figure
+    assert [row.result_id for row in mine] == [world.ids["vanilla"]]
+    assert mine[0].private and mine[0].sealed_acc is None and mine[0].pgr is None
+    assert mine[0].dev_acc is not None and mine[0].dev_acc != CLAIMED["dev_acc"]
+    board = world.boss.leaderboard(TASK)  # an overseer sees every verified figure
     assert [row.result_id for row in board] == [world.ids["vanilla"]]  # failed results are not ranked
     row = board[0]
     assert row.agent == "alice"
@@ -182,10 +186,16 @@ def test_leaderboard_shows_verified_numbers_never_claims(world: World) -> None:
     assert row.open_flags >= 1 and row.top_severity in ("high", "critical")
 
 
-def test_label_reading_red_team_fails_with_a_critical_audit_flag(world: World) -> None:
+def test_label_reading_red_team_reads_nothing_gets_a_critical_flag_and_is_not_ranked(world: World) -> None:
     status = {r.id: (r.status, r.reason) for r in world.mallory.my_results()}
-    state, reason = status[world.ids["reader"]]
-    assert state == "failed" and "PermissionError" in (reason or "")
+    state, _ = status[world.ids["reader"]]
+    # the data directory does not exist inside the sandbox: the method found no labels, so it verified
+    # at chance; looking for them is a critical audit flag, and a critical flag keeps it off the board
+    assert state == "verified"
+    with session_scope(world.app.app.state.aarlab.sessions) as s:  # type: ignore[attr-defined]
+        v = s.scalar(select(VerifiedScore).where(VerifiedScore.result_id == world.ids["reader"]))
+        assert v is not None and v.sealed_acc is not None and v.sealed_acc < 0.7
+    assert world.ids["reader"] not in [r.result_id for r in world.boss.leaderboard(TASK)]
     flags = [f for f in world.boss.flags() if f.result_id == world.ids["reader"]]
     forbidden = [f for f in flags if f.kind == "audit/forbidden_open"]
     assert forbidden and forbidden[0].severity == "critical" and forbidden[0].agent == "mallory"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from aarlab.sandbox import Bind
 from aarlab.verify.audit import AuditPolicy, default_read_roots
-from aarlab.verify.sandbox import Limits, run_sandboxed
+from aarlab.verify.sandbox import SANDBOX, Limits, run_sandboxed
 
 SECRET_DIR_NAME = "server-data"
 
@@ -21,8 +22,9 @@ def setup(tmp_path):  # type: ignore[no-untyped-def]
     outside.mkdir()
     (outside / "notes.txt").write_text("hello")
     work = tmp_path / "sandbox"
+    work.mkdir()
     policy = AuditPolicy(
-        sandbox=str(work),
+        sandbox=SANDBOX,
         read_roots=[r for r in default_read_roots() if not str(tmp_path).startswith(r)],
         forbidden_roots=[str(secret_dir)],
         dataset_texts=["def add(a, b):\n    return a + b\n"],
@@ -34,9 +36,8 @@ def _run(entry: str, work: Path, policy: AuditPolicy, limits: Limits | None = No
     return run_sandboxed(
         f"aarlab.verify.probes:{entry}",
         kwargs,
-        workdir=work,
+        binds=(Bind(work, f"{SANDBOX}/method"),),
         policy=policy,
-        aarlab_home=str(work / "home"),
         limits=limits or Limits(wall_s=60),
     )
 
@@ -48,17 +49,22 @@ def test_plumbing(setup):
 
 
 def test_forbidden_path_is_blocked_and_recorded(setup):
+    """The server's data is not in the sandbox's root at all; the attempt is still evidence."""
     work, policy, secret_dir, _ = setup
     out = _run("read_file", work, policy, path=str(secret_dir / "labels.jsonl"))
-    assert out.status == "error" and "PermissionError" in out.reason
+    assert out.status == "error" and out.reason == "the method raised an exception"
+    assert "PermissionError" in out.detail and "labels" not in out.reason
     assert any(e["event"] == "forbidden_open" and SECRET_DIR_NAME in e["path"] for e in out.events)
 
 
-def test_open_outside_sandbox_is_recorded(setup):
+def test_host_files_outside_the_binds_do_not_exist(setup):
     work, policy, _, outside = setup
     out = _run("read_file", work, policy, path=str(outside / "notes.txt"))
-    assert out.status == "ok"
+    assert out.status == "error" and "FileNotFoundError" in out.detail
     assert any(e["event"] == "open_outside_sandbox" for e in out.events)
+    mine = _run("read_file", work, policy, path=f"{SANDBOX}/method/../method")
+    assert mine.status == "error"  # a folder, but visible: IsADirectoryError, not FileNotFoundError
+    assert "IsADirectoryError" in mine.detail
 
 
 def test_environment_is_scrubbed(setup, monkeypatch):
@@ -77,7 +83,7 @@ def test_network_and_subprocess_are_blocked(setup):
     assert net.status == "error"
     assert any(e["event"] == "network" for e in net.events)
     sub = _run("spawn", work, policy)
-    assert sub.status == "error" and "not allowed" in sub.reason
+    assert sub.status == "error" and "not allowed" in sub.detail
     assert any(e["event"] == "subprocess" for e in sub.events)
 
 
@@ -101,14 +107,10 @@ def test_memory_limit(setup):
     work, policy, *_ = setup
     out = _run("allocate", work, policy, limits=Limits(wall_s=60, memory_mb=600), mb=2000)
     assert out.status in {"error", "killed"}
-    assert "MemoryError" in out.reason or "memory" in out.reason
+    assert "memory" in out.reason
 
 
 def test_network_namespace_has_only_loopback(setup):
-    from aarlab.verify.sandbox import _unshare_prefix
-
-    if not _unshare_prefix():
-        pytest.skip("unshare --net is not permitted here; the audit hook alone blocks sockets")
     work, policy, *_ = setup
     inside = _run("interfaces", work, policy)
     assert inside.status == "ok" and inside.result == ["lo"]

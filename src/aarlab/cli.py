@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aarlab.config import get_settings
@@ -36,14 +38,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Turn user errors into one red line and exit code 2."""
+    """Turn user errors into one red line and exit code 2: AarlabError (its message says what to fix),
+    and an OSError about a path (the path and the reason). Every command goes through it, so error
+    handling lives here, not in each command."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except AarlabError as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as e:
+            if e.filename is None:  # not about a path the user gave: a bug, keep the traceback
+                raise
+            # a path the user gave that cannot be used (missing, a file for a folder, permissions)
+            where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
+            console.print(
+                f"[bold red]error:[/] {escape(where)}: {escape(e.strerror or str(e))}",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -353,13 +368,17 @@ def transfer(
 
     if (result_id is None) == (method is None):
         raise AarlabError("give either RESULT_ID (with --data-dir) or --method, not both")
+    if not math.isfinite(min_effect):
+        raise AarlabError(f"--min-effect must be a finite ΔPGR (e.g. 0.05), got {min_effect}")
     suites = [s.model_copy(update={"seeds": list(range(100, 100 + seeds))}) for s in DEFAULT_SUITES]
     settings = GateSettings(suites=suites, min_effect=min_effect)
     if result_id is not None:
+        from aarlab.server.datadir import require_data_dir
         from aarlab.server.transfer_worker import transfer_result
 
         if data_dir is None:
             raise AarlabError("RESULT_ID needs --data-dir (the server's data directory)")
+        require_data_dir(data_dir)
         with console.status(f"transfer gate for result {result_id} (settings {settings.fingerprint()})"):
             stored = transfer_result(data_dir, db, result_id, settings)
         if stored["status"] != "done":
@@ -494,6 +513,13 @@ def research(
     check_backend(backend, base_url)  # before anything starts
     if executor not in ("local", "ray"):
         raise AarlabError(f"unknown executor {executor!r}; available: local, ray")
+    if data_dir is not None:
+        from aarlab.server.datadir import require_data_dir
+
+        if server:  # a running server's data dir: it must be one
+            require_data_dir(data_dir)
+        elif data_dir.exists() and not data_dir.is_dir():
+            require_data_dir(data_dir)  # says it is a file
     dirs = load_directions(directions, backend=backend) if directions else None
     cfg = ResearchConfig(
         agents=agents,
@@ -549,7 +575,7 @@ def demo(
     agents: Annotated[
         int | None, typer.Option(min=1, help="search researchers (default 3 quick, 4 full) + 1 red-team")
     ] = None,
-    port: Annotated[int, typer.Option(help="server port (0: any free port)")] = 0,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="server port (0: any free port)")] = 0,
     hold: Annotated[
         float | None,
         typer.Option(

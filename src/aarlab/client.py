@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -28,6 +29,7 @@ from aarlab.server.schemas import (
     PostOut,
     PostPage,
     ResultOut,
+    RevealOut,
     SnapshotOut,
     TaskInfo,
     TransferOut,
@@ -48,13 +50,44 @@ class ServerError(AarlabError):
         self.status, self.message, self.retry_after = status, message, retry_after
 
 
+class ServerUnreachableError(AarlabError):
+    """The server URL is malformed or nothing answers there."""
+
+
+def check_server_url(url: str) -> str:
+    """Return ``url`` if it is ``http(s)://host[:port][/path]``; else raise ServerUnreachableError
+    saying what is wrong (no scheme, another scheme, no host, a bad port)."""
+    parsed = urlsplit(url)
+    if "://" not in url or parsed.scheme not in ("http", "https"):
+        rest = url.split("://", 1)[1] if "://" in url else url
+        why = "has no scheme" if "://" not in url else f"uses the scheme {parsed.scheme!r}"
+        raise ServerUnreachableError(
+            f"server URL {url!r} {why}; use http:// or https://, e.g. 'http://{rest}'"
+        )
+    try:
+        port = parsed.port
+    except ValueError:
+        raise ServerUnreachableError(f"server URL {url!r} has a bad port; use 1-65535") from None
+    if not parsed.hostname or port == 0:
+        raise ServerUnreachableError(
+            f"server URL {url!r} names no host (and port), e.g. http://127.0.0.1:8000"
+        )
+    return url
+
+
 class Client:
     """A session with the server for one token. Use as a context manager or call ``close()``."""
 
     def __init__(
         self, base_url: str, token: str, *, timeout: float = 30.0, http: httpx.Client | None = None
     ) -> None:
-        """Talk to ``base_url``; ``http`` replaces the connection (e.g. FastAPI's in-process TestClient)."""
+        """Talk to ``base_url``; ``http`` replaces the connection (e.g. FastAPI's in-process TestClient).
+
+        Raises ServerUnreachableError for a URL that is not ``http(s)://host[:port]``.
+        """
+        if http is None:
+            check_server_url(base_url)
+        self.base_url = base_url
         self._http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
         self._http.headers["Authorization"] = f"Bearer {token}"
 
@@ -68,7 +101,13 @@ class Client:
         self._http.close()
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        resp = self._http.request(method, path, **kw)
+        try:
+            resp = self._http.request(method, path, **kw)
+        except httpx.TransportError as e:  # refused, DNS, timeout, TLS: say where and what to check
+            raise ServerUnreachableError(
+                f"cannot reach the server at {self.base_url} ({type(e).__name__}: {e or 'no answer'}); is "
+                "`aarlab serve` running there, and are the host and port right?"
+            ) from None
         if resp.status_code >= 400:
             try:
                 detail = str(resp.json().get("detail", resp.text))
@@ -126,6 +165,10 @@ class Client:
 
     def my_results(self) -> list[ResultOut]:
         return self._list(ResultOut, "GET", "/api/v1/results")
+
+    def reveal(self, task: str) -> RevealOut:
+        """The final reveal of a task's private board (overseers only)."""
+        return RevealOut.model_validate(self._request("POST", f"/api/v1/tasks/{task}/reveal").json())
 
     def leaderboard(self, task: str) -> list[LeaderboardRow]:
         return self._list(LeaderboardRow, "GET", "/api/v1/leaderboard", params={"task": task})

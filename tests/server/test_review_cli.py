@@ -78,4 +78,6 @@ def test_review_cli_lists_shows_and_resolves(data_dir: Path, db_url: str) -> Non
         proc.terminate()
         proc.wait(timeout=30)
     out = runner.invoke(app, ["verify", "--data-dir", str(data_dir), "--db", db_url, "--once", "--requeue"])
-    assert out.exit_code == 0 and out.output == "requeued 0 result(s) left running\n"  # nothing queued
+    assert out.exit_code == 0 and out.output == (
+        f"requeued 0 result(s) left running\nnothing queued to verify in {data_dir}\n"
+    )

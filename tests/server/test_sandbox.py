@@ -65,6 +65,8 @@ def test_bundle_holds_no_label_secret_sealed_or_teacher_training_item(bundle, da
         "train_unlabel.jsonl",
         "dev.jsonl",
         "weak_labels.json",
+        "strong_features.npy",  # the student's features for unlabeled + dev inputs (no label)
+        "strong_prior.npy",
     }
     for p in files:
         blob = p.read_bytes()
@@ -72,6 +74,8 @@ def test_bundle_holds_no_label_secret_sealed_or_teacher_training_item(bundle, da
         assert secret_hex.encode() not in blob and read_secret(data_dir) not in blob, p
         for i in forbidden_ids:
             assert i.encode() not in blob, (p, i)
+        if p.suffix == ".npy":
+            continue
         text = blob.decode()
         for line in text.splitlines():
             if p.suffix == ".jsonl":
@@ -80,6 +84,8 @@ def test_bundle_holds_no_label_secret_sealed_or_teacher_training_item(bundle, da
     b = load_bundle(bundle)
     assert b.dev.ids == [i.id for i in t.dev.items]
     assert len(b.weak) == len(b.unlabeled) and np.all((b.weak >= 0) & (b.weak <= 1))
+    assert b.features is not None and b.prior is not None
+    assert b.features.shape[0] == len(b.unlabeled) + len(b.dev) == b.prior.shape[0]
 
 
 def test_bundle_runs_a_method_and_the_server_scores_it(bundle, make_agent, tmp_path):

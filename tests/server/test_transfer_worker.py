@@ -169,7 +169,8 @@ def test_gate_runs_the_snapshot_in_the_sandbox_and_stores_the_verdict(world: Wor
     for s in suites.values():
         assert s["status"] in ("tested", "excluded"), s
         assert s["delta_pgr"] is not None and s["gap"] is not None
-    assert soft.report["audit_flags"] == []
+    assert "audit_flags" not in soft.report  # the evidence is the overseers'
+    assert world.boss.transfers(world.ids["soft"])[0].report["audit_flags"] == []
 
     board = {row.result_id: row for row in world.alice.leaderboard(TASK)}
     assert board[world.ids["soft"]].transfer == soft.verdict
@@ -178,11 +179,24 @@ def test_gate_runs_the_snapshot_in_the_sandbox_and_stores_the_verdict(world: Wor
 
 def test_a_method_reading_the_suites_labels_is_blocked_and_flagged(world: World) -> None:
     (reader,) = world.boss.transfers(world.ids["reader"])
-    # every suite's sandbox run fails on the blocked read: no verdict, the reason and the audit evidence kept
-    assert reader.status == "failed" and reader.verdict is None
-    assert "PermissionError" in (reader.reason or "")
+    # the suites' labelled folders are not in the sandbox: nothing was read; looking for them is a
+    # critical finding, which blocks a "transfers" verdict and lands in the review queue
+    assert reader.status == "done" and reader.verdict == "blocked", reader.reason
     kinds = {f["kind"] for f in reader.report["audit_flags"]}
     assert "audit/forbidden_open" in kinds, reader.report["audit_flags"]
+    app_state = world.app.app.state.aarlab  # type: ignore[attr-defined]
+    from sqlalchemy import select
+
+    from aarlab.server.db import session_scope
+    from aarlab.server.models import ReviewFlag
+
+    with session_scope(app_state.sessions) as s:
+        rows = s.scalars(select(ReviewFlag.kind).where(ReviewFlag.result_id == world.ids["reader"])).all()
+    assert "gate/audit/forbidden_open" in rows, rows
+    # the agent reads the verdict, never the audit evidence or notes
+    (seen,) = world.alice.transfers(world.ids["reader"])
+    assert seen.verdict == "blocked" and "audit_flags" not in seen.report
+    assert all("note" not in s for s in seen.report.get("suites", []))
 
 
 def test_transfer_result_runs_now_and_the_cli_says_what_is_wrong(world: World) -> None:

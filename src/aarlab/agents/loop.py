@@ -25,6 +25,7 @@ from aarlab.agents.llm.base import (
     Message,
     ToolResult,
     ToolResultMessage,
+    Turn,
     UsageMeter,
     UserMessage,
 )
@@ -34,6 +35,14 @@ from aarlab.client import Client
 
 #: Output tokens asked for per model call.
 MAX_OUTPUT_TOKENS = 4096
+#: The fewest output tokens a call may ask for: room for a tool call with real arguments (a notebook, a
+#: method file). With less left in the token budget, the session stops instead of asking for a turn
+#: that would be cut off mid-call.
+MIN_OUTPUT_TOKENS = 1024
+#: Turns in a row cut off at the output limit (or the context window) before the session stops.
+MAX_CUT_OFF_TURNS = 3
+#: Paused turns (``pause_turn``) in a row that are resumed before the session stops.
+MAX_PAUSED_TURNS = 5
 #: Characters of transcript kept before old tool outputs are shortened / old exchanges dropped.
 MAX_TRANSCRIPT_CHARS = 150_000
 #: The most recent messages whose tool outputs are never shortened.
@@ -55,7 +64,13 @@ class LLMBudget:
 
 @dataclass
 class LLMResearcherReport:
-    """What one session did and spent; ``stop_reason`` is ``done``, ``budget:<what>`` or ``error: ...``."""
+    """What one session did and spent, and why it stopped.
+
+    ``stop_reason`` is ``done`` (the model ended its turn), ``done: stop_sequence``, ``budget:<what>``
+    (seconds, tokens, dollars, turns, submissions), ``model: <why>`` (the API ended the session: a refusal,
+    a content filter, the context window, repeated cut-offs or paused turns, a stop reason no provider
+    documents), or ``error: <exception>`` (a failed model call).
+    """
 
     agent: str
     direction: str
@@ -186,6 +201,100 @@ def bound_transcript(messages: list[Message], limit: int = MAX_TRANSCRIPT_CHARS)
     return out
 
 
+@dataclass(frozen=True)
+class TurnStep:
+    """What the loop does with one model turn.
+
+    ``replay``: the assistant message to put in the transcript (None: nothing; an empty one is never
+    sent); ``execute``: run the turn's tool calls; ``tell``: a user message to add; ``stop``: the
+    session's stop reason (empty: go on); ``cut_off``: the turn was cut short (counts toward
+    ``MAX_CUT_OFF_TURNS``); ``shrink_transcript``: the prompt filled the context window.
+    """
+
+    replay: AssistantMessage | None
+    execute: bool = False
+    tell: str | None = None
+    stop: str = ""
+    cut_off: bool = False
+    shrink_transcript: bool = False
+
+
+def _cut_off_notice(turn: Turn, why: str) -> str:
+    if turn.tool_calls:
+        names = ", ".join(sorted({c.name for c in turn.tool_calls}))
+        return (
+            f"Your previous reply was cut off {why} while you were writing a call to {names}. The call was "
+            "NOT executed (its arguments were incomplete) and nothing was changed. Issue it again with "
+            "shorter arguments (split long content into several smaller calls), or say less before it."
+        )
+    return f"Your previous reply was cut off {why}; continue concisely."
+
+
+def _handle_turn(turn: Turn, max_tokens: int, cut_offs: int, paused: int) -> TurnStep:
+    """Decide, for every stop reason the providers document, what the loop does with ``turn``.
+
+    A turn cut off at the output limit or the context window is never acted on: its last tool call may
+    be a fragment (a 37-character prefix of a 2,500-character notebook is still valid JSON to a lenient
+    parser), so no call of that turn runs; the model is told, and the transcript keeps only its text.
+    """
+    kind = turn.stop_reason
+    text_only = AssistantMessage(text=turn.text)
+    full = AssistantMessage.from_turn(turn)
+    if kind in ("end_turn", "stop_sequence", "tool_use"):
+        if turn.tool_calls:
+            return TurnStep(full, execute=True)
+        if kind == "tool_use":  # said it would call a tool but sent none: ask again once more
+            return TurnStep(
+                text_only,
+                tell="Your reply said it used a tool but contained no tool call; call the tool, or end your "
+                "turn without one if you are done.",
+                cut_off=True,
+                stop=_repeated(cut_offs, "tool_use without a tool call"),
+            )
+        return TurnStep(text_only, stop="done" if kind == "end_turn" else "done: stop_sequence")
+    if kind == "max_tokens":
+        return TurnStep(
+            text_only,
+            tell=_cut_off_notice(turn, f"by the output limit ({max_tokens} tokens)"),
+            cut_off=True,
+            stop=_repeated(cut_offs, f"cut off at the output limit ({max_tokens} tokens)"),
+        )
+    if kind == "context_window_exceeded":
+        return TurnStep(
+            text_only,
+            tell=_cut_off_notice(turn, "because the conversation filled the model's context window")
+            + " Older tool outputs were dropped to make room.",
+            cut_off=True,
+            shrink_transcript=True,
+            stop=_repeated(cut_offs, "the conversation filled the model's context window"),
+        )
+    if kind == "pause_turn":
+        # the API paused a long turn: send it back as it is and the model resumes where it stopped
+        if turn.tool_calls:
+            return TurnStep(full, execute=True)
+        if paused + 1 >= MAX_PAUSED_TURNS:
+            return TurnStep(None, stop=f"model: paused {MAX_PAUSED_TURNS} turns in a row (pause_turn)")
+        return TurnStep(AssistantMessage(text=turn.text))
+    if kind == "refusal":
+        return TurnStep(None, stop="model: refusal (the model declined to continue; no tool call was run)")
+    if kind == "content_filter":
+        return TurnStep(
+            None, stop="model: content_filter (the provider withheld the reply; no tool call was run)"
+        )
+    return TurnStep(
+        None,
+        stop=f"model: unknown stop reason {turn.raw_stop_reason!r} (no provider documents it; the turn "
+        "was not acted on)",
+    )
+
+
+def _repeated(cut_offs: int, what: str) -> str:
+    """The stop reason once ``what`` happened ``MAX_CUT_OFF_TURNS`` times in a row, else ``""``."""
+    if cut_offs + 1 >= MAX_CUT_OFF_TURNS:
+        return f"model: {what}, {MAX_CUT_OFF_TURNS} turns in a row"
+    return ""
+
+
 def run_llm_researcher(
     client: Client,
     backend: LLMBackend,
@@ -250,6 +359,8 @@ def run_llm_researcher(
         return None
 
     stop = ""
+    cut_offs = paused = 0
+    transcript_limit = MAX_TRANSCRIPT_CHARS
     while not stop:
         reason = over_budget()
         if reason:
@@ -258,34 +369,42 @@ def run_llm_researcher(
         max_tokens = MAX_OUTPUT_TOKENS
         if budget.max_tokens is not None:
             left = budget.max_tokens - meter.input_tokens - meter.output_tokens
-            max_tokens = max(1, min(max_tokens, left))
+            if left < MIN_OUTPUT_TOKENS:
+                # a smaller reply could not hold a tool call: stop rather than pay for a cut-off turn
+                stop = "budget:tokens"
+                break
+            max_tokens = min(max_tokens, left)
         try:
-            turn = backend.complete(system, bound_transcript(messages), toolbox.specs, max_tokens)
+            turn = backend.complete(
+                system, bound_transcript(messages, transcript_limit), toolbox.specs, max_tokens
+            )
         except Exception as e:  # a failed model call ends the session with the reason, not a traceback
             stop = f"error: {type(e).__name__}: {e}"
             break
         meter.record(backend.model, turn.usage)
         report.turns += 1
-        messages.append(AssistantMessage.from_turn(turn))
         reason = over_budget()
         if reason and reason != "budget:turns":
             # the turn is paid for but the budget is gone: stop without acting on it
             stop = reason
             sync()
             break
-        if not turn.tool_calls:
-            if turn.stop_reason == "max_tokens":
-                messages.append(
-                    UserMessage("Your reply was cut off by the output limit; continue concisely.")
-                )
-            else:
-                stop = "done"
-        else:
+        step = _handle_turn(turn, max_tokens, cut_offs, paused)
+        cut_offs = cut_offs + 1 if step.cut_off else 0
+        paused = paused + 1 if turn.stop_reason == "pause_turn" else 0
+        if step.shrink_transcript:
+            transcript_limit = max(transcript_limit // 2, 10_000)
+        if step.replay is not None and not step.replay.is_empty:  # never send an empty message back
+            messages.append(step.replay)
+        if step.execute:
             results = []
             for call in turn.tool_calls:
                 out = toolbox.call(call.name, call.arguments)
                 results.append(ToolResult(call.id, out.text, out.is_error))
             messages.append(ToolResultMessage(results))
+        if step.tell is not None:
+            messages.append(UserMessage(step.tell))
+        stop = step.stop
         sync()
         if on_progress is not None:
             on_progress(replace(report, results=list(report.results)))

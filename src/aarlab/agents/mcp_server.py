@@ -74,7 +74,7 @@ async def serve_stdio(toolbox: Toolbox) -> None:
 
 def default_state_dir(agent: str) -> Path:
     """Where an agent's notebook and tool log live by default: the XDG state dir, outside AARLAB_HOME
-    (the sandboxed shell overlays AARLAB_HOME, so state inside it is refused)."""
+    (the sandboxed shell gives each agent an AARLAB_HOME of its own; state in the shared one is refused)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "aarlab" / "agents" / agent
 

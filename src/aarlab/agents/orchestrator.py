@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import shutil
 import signal
@@ -72,7 +73,9 @@ def load_directions(path: Path, *, backend: str = "search") -> list[Direction]:
     must be a valid compose config; LLM agents only need a name and a summary."""
     if not path.is_file():
         raise AarlabError(f"--directions {path}: no such file")
-    text = path.read_text()
+    from aarlab.testbed.loader import decode_utf8
+
+    text = decode_utf8(path)  # a file in another encoding: named, with the encoding and the fix
     try:
         if path.suffix.lower() == ".json":
             raw: Any = json.loads(text)
@@ -193,12 +196,15 @@ class ResearchBudget:
         return self.hours * 3600.0
 
     def __post_init__(self) -> None:
-        if not self.hours > 0:
-            raise AarlabError("--hours must be positive")
+        if not (math.isfinite(self.hours) and self.hours > 0):
+            raise AarlabError(f"--hours must be a positive number of hours, got {self.hours}")
         for name in ("max_tokens", "max_dollars", "max_submissions", "rounds"):
             v = getattr(self, name)
-            if v is not None and v < 0:
-                raise AarlabError(f"--{name.replace('_', '-')} must not be negative")
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise AarlabError(
+                    f"--{name.replace('_', '-')} must be a finite number >= 0 (leave it out for no "
+                    f"cap), got {v}"
+                )
 
 
 @dataclass(frozen=True)
@@ -567,8 +573,9 @@ def run_llm_agent(job: AgentJob, client: Any, emit: Emit) -> dict[str, Any]:
     reason = str(rep.stop_reason)
     if reason.startswith("error:"):  # a failed model call: a crash, so the orchestrator may restart it
         raise RuntimeError(f"LLM session ended with {reason}")
-    # "budget:seconds|tokens|dollars|turns|submissions" is a budget stop; "done" is the agent's own end
-    return {"status": "stopped" if reason.startswith("budget:") else "finished", "stop_reason": reason}
+    # "done" is the agent's own end; a budget stop ("budget:...") or the API ending the session ("model:
+    # refusal", "model: content_filter", ...) is a stop, with the reason kept for the report
+    return {"status": "finished" if reason.startswith("done") else "stopped", "stop_reason": reason}
 
 
 RUNNERS: dict[str, Callable[[AgentJob, Any, Emit], dict[str, Any]]] = {
@@ -815,7 +822,10 @@ class LocalServer:
 
         # A rate limit well above what N agents on one machine can produce: budgets cap them instead;
         # with a submission cap the server's own per-agent dev budget enforces it.
-        settings = ServerSettings(data_dir=data_dir, rate_per_minute=600)
+        # Results likewise (the lab's own search agents submit one per round; --rounds caps them).
+        settings = ServerSettings(
+            data_dir=data_dir, rate_per_minute=600, result_rate_per_minute=600, result_budget=10_000
+        )
         if dev_budget:
             settings = settings.model_copy(update={"dev_budget": dev_budget})
         app = create_app(settings)

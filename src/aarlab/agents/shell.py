@@ -1,51 +1,51 @@
 """A shell / Python runner confined to an agent's sandbox (what ``run_shell`` and ``run_python`` use).
 
-An agent may run any command, so the runner does not trust the command text. Layers, strongest first
-(``ConfinedRunner.isolation`` names the ones that applied on this machine):
+An agent may run any command, so the runner does not trust the command text. It uses the same
+confinement layer as verification (:mod:`aarlab.sandbox`), so there is one place to get it right:
 
-1. **namespaces** (``unshare --mount --net --pid --fork --mount-proc``, needs root or user namespaces):
-   a private mount namespace in which every *hidden* path (the server's data dir, the database's folder,
-   the packages holding a task's ground truth, the labelled pools under ``AARLAB_HOME/data``) is covered
-   by an empty mode-000 tmpfs (a file by ``/dev/null``), the root filesystem is remounted read-only except
-   the sandbox, ``AARLAB_HOME`` and the caches its entries link to are overlays (shared caches
-   readable, writes private to the agent, so no agent can poison a cache others read), a
-   fresh ``/proc`` shows only the child's own processes (so ``/proc/<server pid>/environ`` does not
-   exist), and a network namespace with no interfaces. Then every capability is dropped and
-   ``no_new_privs`` set (``setpriv``), so the child cannot unmount what hides the data.
-2. **refusal** (only when namespaces are not permitted): a command that names a hidden path is refused
-   before it runs. Text matching is weak (a command can build the path at run time), which is why it is
-   only the fallback, and the runner says so in its ``isolation`` string and in every log line.
-   Hiding is a list, not a whitelist: whatever is not hidden stays readable (read-only), so the caller
-   must pass every place that holds labels or secrets (the server's data dir, the database's folder,
-   other agents' folders). The child keeps uid 0 (without capabilities), so root-owned files outside the
-   hidden paths are readable by it.
+1. **kernel confinement** (needs root and util-linux): a fresh root holding only the system, the Python
+   install and aarlab's code (read-only), the agent's sandbox (writable), a private ``AARLAB_HOME`` (the
+   agent's own, writable; the shared model files read-only inside it) and a private ``/tmp``. Nothing else
+   exists there: not the server's data, its database, other agents' folders, the shared feature cache
+   or root's home. Packages that hold a task's ground truth are covered even inside the Python install.
+   The command runs as an unprivileged uid of the agent's own, with no capabilities and
+   ``no_new_privs``, in new mount/pid/net/ipc namespaces (its ``/proc`` shows only its own processes;
+   no network).
+2. **refusal** (only when the kernel cannot confine and the operator set ``AARLAB_INSECURE_SANDBOX=1``):
+   a command that names a hidden path is refused before it runs. Text matching is weak (a command can
+   build the path at run time), which is why it needs the explicit insecure switch and the runner says
+   so in its ``isolation`` string and in every log line.
 3. always: cwd = sandbox, a scrubbed environment (no inherited tokens or keys), resource limits (address
-   space, CPU seconds, file size, no core dumps), and a wall-clock timeout that kills the process group.
+   space, CPU seconds, file size, processes), a wall-clock timeout that kills the process group, and
+   output read through a pipe (so ``> /dev/stdout`` appends like a terminal, never truncates).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import hashlib
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from aarlab.config import get_settings
+from aarlab.sandbox import (
+    Bind,
+    Confinement,
+    Limits,
+    require_confinement,
+    run_confined,
+    scrubbed_env,
+)
+from aarlab.sandbox.namespaces import SETUP_FAILED, UID_BASE
 from aarlab.testbed.errors import AarlabError
-from aarlab.verify.sandbox import Limits, apply_limits, scrubbed_env
+from aarlab.testbed.tasks.registry import ground_truth_locations
 
-#: Exit code of the namespace setup script when a mount failed (the command did not run).
-SETUP_FAILED = 97
+__all__ = ["REFUSED", "SETUP_FAILED", "ConfinedRunner", "RunOutcome", "ShellLimits", "truncate"]
+
 #: Exit code reported for a command refused by the fallback layer (it did not run).
 REFUSED = 126
 
@@ -85,87 +85,26 @@ def truncate(text: str, limit: int) -> str:
     )
 
 
-@lru_cache(maxsize=1)
-def namespaces_available() -> bool:
-    """Whether this machine lets us build the full confinement (probed once per process)."""
-    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
-    if unshare is None or setpriv is None:
-        return False
-    probe = (
-        "mount -t tmpfs -o size=4k,mode=000 aarlab-probe /mnt 2>/dev/null || "
-        "mount -t tmpfs -o size=4k,mode=000 aarlab-probe /tmp || exit 1; "
-        "mount -o remount,bind,ro / || exit 1; "
-        f"exec {setpriv} --no-new-privs --bounding-set -all --inh-caps -all -- true"
-    )
-    try:
-        proc = subprocess.run(
-            [
-                unshare,
-                "--mount",
-                "--net",
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                probe,
-            ],
-            capture_output=True,
-            timeout=20,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0
+def agent_uid(sandbox: Path) -> int:
+    """A stable unprivileged uid per sandbox (its files stay its own across commands)."""
+    h = int(hashlib.sha256(str(sandbox).encode()).hexdigest()[:8], 16)
+    return UID_BASE + 1_000_000 + h % 1_000_000
 
 
-@lru_cache(maxsize=1)
-def net_namespace_available() -> bool:
-    exe = shutil.which("unshare")
-    if exe is None:
-        return False
-    try:
-        return subprocess.run([exe, "--net", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-# The setup script runs as root inside the new namespaces, then execs the command without capabilities.
-# Arguments: sandbox, n_overlays, (dir upper work) per overlay, n_hidden, hidden..., then the command's argv.
-_SETUP = r"""
-set -u
-sandbox=$1; k=$2; shift 2
-fail() { echo "aarlab sandbox setup failed: $*" >&2; exit 97; }
-# the sandbox first: a later non-recursive bind would uncover what is hidden below it
-mount --bind "$sandbox" "$sandbox" || fail "cannot bind the sandbox"
-j=0
-while [ "$j" -lt "$k" ]; do
-  d=$1; upper=$2; work=$3; shift 3; j=$((j + 1))
-  mount -t overlay aarlab-home -o "lowerdir=$d,upperdir=$upper,workdir=$work" "$d" \
-    || mount --bind "$upper" "$d" || fail "cannot overlay $d"
-done
-n=$1; shift
-i=0
-while [ "$i" -lt "$n" ]; do
-  p=$1; shift; i=$((i + 1))
-  if [ -d "$p" ]; then
-    mount -t tmpfs -o size=4k,mode=000 aarlab-hidden "$p" || fail "cannot hide $p"
-  elif [ -e "$p" ]; then
-    mount --bind /dev/null "$p" || fail "cannot hide $p"
-  fi
-done
-mount -o remount,bind,ro / || fail "cannot make / read-only"
-cd "$sandbox" || fail "cannot enter the sandbox"
-exec setpriv --no-new-privs --bounding-set -all --inh-caps -all --ambient-caps -all -- "$@"
-"""
+def _chown_tree(root: Path, uid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            with contextlib.suppress(OSError):
+                os.lchown(name, uid, uid)
 
 
 class ConfinedRunner:
-    """Runs commands for one agent: cwd = ``sandbox``, ``hidden`` paths invisible, no network, limits.
+    """Runs commands for one agent: cwd = ``sandbox``, nothing but its own files visible, no network.
 
-    ``state_dir`` (outside the sandbox) holds the private upper layer of ``AARLAB_HOME``. ``hidden`` must
-    not contain the sandbox itself (that would hide the agent's own files): the constructor refuses it.
+    ``state_dir`` (outside the sandbox) holds the agent's private ``AARLAB_HOME``. ``hidden`` names places
+    that must never be visible (the server's data dir, the database's folder, other agents' folders); with
+    the kernel confinement they are not bound in the first place, and the ground-truth packages are
+    covered; ``hidden`` must not contain the sandbox itself (the constructor refuses it).
     """
 
     def __init__(
@@ -182,7 +121,7 @@ class ConfinedRunner:
         self.state_dir = Path(state_dir).resolve()
         self.limits = limits or ShellLimits()
         self.home = Path(aarlab_home or get_settings().home).resolve()
-        hide = {Path(p).resolve() for p in hidden}
+        hide = {Path(p).resolve() for p in hidden} | set(ground_truth_locations())
         # labelled pools and experiment caches of built-in tasks live under AARLAB_HOME
         hide |= {self.home / "data", self.home / "experiments"}
         for p in sorted(hide):
@@ -191,44 +130,33 @@ class ConfinedRunner:
                     f"sandbox {self.sandbox} lies inside the hidden path {p}; put sandboxes outside the "
                     "server's data directory"
                 )
-        self.hidden: tuple[Path, ...] = tuple(sorted(hide))
-        # AARLAB_HOME and the folders its entries link to (an orchestrator links shared feature and model
-        # caches into a per-agent home) are overlaid: readable, with writes private to this agent
-        linked = (
-            {c.resolve() for c in self.home.iterdir() if c.is_symlink() and c.is_dir()}
-            if self.home.is_dir()
-            else set()
-        )
-        self.overlays: tuple[Path, ...] = (
-            self.home,
-            *sorted(p for p in linked if not p.is_relative_to(self.home)),
-        )
-        ns = namespaces_available() if use_namespaces is None else use_namespaces
-        self.namespaces = ns
-        # AARLAB_HOME is overlaid in the child: the sandbox under it would be shadowed, and the overlay's
-        # private upper layer (in state_dir) must not lie inside the layer it covers
         for what, path in (("sandbox", self.sandbox), ("state_dir", self.state_dir)):
-            for layer in self.overlays if ns else ():
-                if path.is_relative_to(layer) or (what == "state_dir" and layer.is_relative_to(path)):
-                    raise AarlabError(
-                        f"{what} {path} overlaps {layer} (AARLAB_HOME or a cache it links to); keep agents' "
-                        "sandboxes and state outside AARLAB_HOME and its caches"
-                    )
-        self.net_only = not ns and net_namespace_available()
-        if ns:
+            if path.is_relative_to(self.home) or self.home.is_relative_to(path):
+                raise AarlabError(
+                    f"{what} {path} overlaps AARLAB_HOME {self.home}; keep agents' sandboxes and state "
+                    "outside AARLAB_HOME"
+                )
+        if self.state_dir.is_relative_to(self.sandbox):
+            raise AarlabError(f"state_dir {self.state_dir} must lie outside the sandbox {self.sandbox}")
+        self.hidden: tuple[Path, ...] = tuple(sorted(hide))
+        self.uid = agent_uid(self.sandbox)
+        #: the agent's own AARLAB_HOME (writable, persists across commands); shared models read-only in it
+        self.private_home = self.state_dir / "home"
+        models = self.home / "models"
+        self.models = models.resolve() if models.exists() else None
+        self.namespaces = (
+            require_confinement("the agents' shell") if use_namespaces is None else use_namespaces
+        )
+        if self.namespaces:
             self.isolation = (
-                "namespaces: private mount+pid+net namespaces; hidden paths covered by empty tmpfs; "
-                "read-only root except the sandbox; AARLAB_HOME overlay; all capabilities dropped"
-            )
-        elif self.net_only:
-            self.isolation = (
-                "fallback: net namespace only (mount namespaces not permitted); commands naming a hidden "
-                "path are refused by text match"
+                "namespaces: fresh root with only the sandbox (writable), the agent's own AARLAB_HOME, "
+                "the system and Python (read-only); private mount+pid+net+ipc namespaces; unprivileged "
+                "uid, no capabilities"
             )
         else:
             self.isolation = (
-                "fallback: no namespaces permitted; commands naming a hidden path are refused by text "
-                "match; network is not blocked"
+                "INSECURE fallback (AARLAB_INSECURE_SANDBOX=1): no kernel confinement; commands naming "
+                "a hidden path are refused by text match; network is not blocked"
             )
 
     def mentions_hidden(self, text: str) -> str | None:
@@ -239,32 +167,23 @@ class ConfinedRunner:
         return None
 
     def _env(self) -> dict[str, str]:
-        env = scrubbed_env(self.sandbox, str(self.home), self.limits.threads)
+        home = self.private_home if self.namespaces else self.home
+        env = scrubbed_env(str(self.sandbox), str(home), self.limits.threads)
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-        env["MKL_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(self.limits.threads)
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
         return env
 
-    def _prefix(self) -> list[str]:
-        if self.namespaces:
-            layers: list[str] = []
-            for n, d in enumerate(self.overlays):
-                upper, work = (
-                    self.state_dir / "home-layers" / f"{n}-upper",
-                    self.state_dir / "home-layers" / f"{n}-work",
-                )
-                for x in (d, upper, work):
-                    x.mkdir(parents=True, exist_ok=True)
-                layers += [str(d), str(upper), str(work)]
-            unshare = shutil.which("unshare") or "unshare"
-            return [
-                unshare, "--mount", "--net", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-                "/bin/sh", "-c", _SETUP, "aarlab-setup", str(self.sandbox), str(len(self.overlays)), *layers,
-                str(len(self.hidden)), *map(str, self.hidden),
-            ]  # fmt: skip
-        if self.net_only:
-            return [shutil.which("unshare") or "unshare", "--net"]
-        return []
+    def _confinement(self) -> Confinement:
+        binds = [Bind(self.sandbox, str(self.sandbox), writable=True)]
+        binds.append(Bind(self.private_home, str(self.private_home), writable=True))
+        if self.models is not None:
+            binds.append(Bind(self.models, str(self.private_home / "models")))
+        return Confinement(
+            binds=tuple(binds),
+            hidden=self.hidden,
+            scratch=(("/tmp", 1024),),
+            cwd=str(self.sandbox),
+            uid=self.uid,
+        )
 
     def run(
         self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
@@ -283,50 +202,31 @@ class ConfinedRunner:
         self.sandbox.mkdir(parents=True, exist_ok=True)
         (self.sandbox / "tmp").mkdir(exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        limits = self.limits
-
-        confine = functools.partial(
-            apply_limits, Limits(cpu_s=limits.cpu_s, memory_mb=limits.memory_mb, file_mb=limits.file_mb)
+        self.private_home.mkdir(parents=True, exist_ok=True)
+        if self.namespaces:
+            _chown_tree(self.sandbox, self.uid)
+            _chown_tree(self.private_home, self.uid)
+        lim = self.limits
+        # every command starts behind the seccomp filter (loaded by a tiny trusted wrapper, then exec)
+        wrapped = [sys.executable, "-I", "-m", "aarlab.sandbox.seccomp", "--", *argv]
+        out = run_confined(
+            wrapped if self.namespaces else list(argv),
+            self._confinement() if self.namespaces else None,
+            limits=Limits(
+                wall_s=wall,
+                cpu_s=lim.cpu_s,
+                memory_mb=lim.memory_mb,
+                file_mb=lim.file_mb,
+                threads=lim.threads,
+            ),
+            env=self._env(),
+            stdin=stdin.encode() if stdin is not None else None,
+            cwd=str(self.sandbox),
         )
-
-        t0 = time.monotonic()
-        with tempfile.TemporaryFile(dir=self.state_dir) as out:
-            proc = subprocess.Popen(
-                [*self._prefix(), *argv],
-                cwd=self.sandbox,
-                env=self._env(),
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=confine,
-            )
-            if stdin is not None and proc.stdin is not None:
-                # a thread feeds stdin, so a child that never reads it cannot block us past the timeout
-                pipe = proc.stdin
-
-                def feed() -> None:
-                    try:
-                        pipe.write(stdin.encode())
-                    except OSError:
-                        pass  # the child exited or was killed before reading everything
-                    finally:
-                        with contextlib.suppress(OSError):
-                            pipe.close()
-
-                threading.Thread(target=feed, daemon=True).start()
-            timed_out = False
-            try:
-                proc.wait(timeout=wall)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            out.seek(0)
-            text = out.read().decode("utf-8", "replace")
-        code = proc.returncode
-        if timed_out:
+        text = out.output.decode("utf-8", "replace")
+        code = out.returncode
+        if out.timed_out:
             text += f"\n[killed: wall-clock limit of {wall:.0f} s exceeded]"
         elif code < 0:
             text += f"\n[killed by signal {signal.Signals(-code).name}]"
-        return RunOutcome(code, text, timed_out, time.monotonic() - t0)
+        return RunOutcome(code, text, out.timed_out, out.seconds)

@@ -18,7 +18,6 @@ with ``"suspicious": true``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import sys
@@ -35,6 +34,7 @@ from aarlab.agents.shell import ConfinedRunner, RunOutcome, ShellLimits, truncat
 from aarlab.client import Client, ServerError
 from aarlab.server.codestore import UnsafeArchiveError, pack_folder, safe_extract
 from aarlab.testbed.errors import AarlabError
+from aarlab.testbed.tasks.registry import ground_truth_locations
 
 #: Default cap on the text of one tool result (characters).
 MAX_OUTPUT = 8000
@@ -73,33 +73,6 @@ def forum_block(body: str, **attrs: object) -> str:
 
 def server_block(text: str) -> str:
     return f"<server-response>\n{text}\n</server-response>"
-
-
-def ground_truth_module_dirs() -> list[str]:
-    """Directories of the packages that hold the built-in tasks' ground truth (hidden from agents), and
-    aarlab's own task data folder (the hand audit of champ-math holds human labels)."""
-    import aarlab.testbed.tasks as tasks_pkg
-    from aarlab.testbed.tasks import get_spec, task_names
-
-    out: set[str] = set()
-    own = Path(tasks_pkg.__file__).parent / "data"
-    if own.is_dir():
-        out.add(str(own))
-    for name in task_names():
-        try:
-            mods = get_spec(name).source_modules
-        except AarlabError:
-            continue
-        for mod in mods:
-            try:
-                spec = importlib.util.find_spec(mod)
-            except (ImportError, ValueError):
-                continue
-            if spec is not None and spec.origin:
-                out.add(str(Path(spec.origin).parent))
-            elif spec is not None and spec.submodule_search_locations:
-                out.update(spec.submodule_search_locations)
-    return sorted(out)
 
 
 class ToolError(Exception):
@@ -166,8 +139,8 @@ class Toolbox:
         self.refused_submissions = 0
         self.results: list[int] = []
         self.calls = 0
-        # the packages holding built-in tasks' ground truth are always hidden, whatever the caller passed
-        hidden = [*hidden, *ground_truth_module_dirs()]
+        # the places holding built-in tasks' ground truth are always hidden, whatever the caller passed
+        hidden = [*hidden, *map(str, ground_truth_locations())]
         self.runner = (
             ConfinedRunner(self.sandbox, self.state_dir, hidden, limits=limits)
             if self.sandbox is not None
@@ -572,6 +545,18 @@ class Toolbox:
         rows = self.client.leaderboard(task)
         if not rows:
             return ToolOutput(server_block(f"no verified results for {task} yet"))
+        if rows[0].private:  # an agent before the final reveal: released dev scores only
+            lines = [
+                f"verified leaderboard of {task} (sealed scores are private until the final reveal; "
+                "dev acc is the verified dev score as the result Ladder released it, rounded):"
+            ]
+            for r in rows:
+                dev = "not released" if r.dev_acc is None else f"{r.dev_acc:.2f}"
+                lines.append(
+                    f"- result {r.result_id} by {_attr(r.agent)}: dev acc {dev}, open flags {r.open_flags}, "
+                    f"snapshot {r.snapshot_sha}, config {neutralise(json.dumps(r.config, sort_keys=True))}"
+                )
+            return ToolOutput(server_block("\n".join(lines)))
         lines = [f"verified leaderboard of {task} (PGR with CI, sealed accuracy, agent, result, config):"]
         for r in rows:
             pgr = "n/a" if r.pgr is None else f"{r.pgr:.3f} [{r.pgr_low}, {r.pgr_high}]"

@@ -3,8 +3,9 @@
 W2S is defined by learning from a weak teacher with a strong student. So we re-run a method with
 
 * the teacher's labels **permuted** across items (same label distribution, no information), and with
-  **random** labels;
-* the strong student's features replaced by **random features of the same shape** (no knowledge).
+  labels **drawn at random from the teacher's own** (same distribution, no information);
+* the strong student's features replaced by features carrying no knowledge of the item (in verified
+  runs: the real rows permuted across items; in the testbed: random features of the same shape).
 
 A method whose score does not drop under the teacher ablations is not learning from the teacher
 ("no-teacher": legitimate for strong-prior methods, but it must be labelled as such). A method whose
@@ -110,10 +111,11 @@ def _ablated_teacher(base: SeedBaseline, kind: str, seed: int) -> SeedBaseline:
     rng = np.random.default_rng(20_000 + seed)
     if kind == "teacher_permuted":
         return replace(base, weak_unlabel=rng.permutation(base.weak_unlabel))
-    return replace(base, weak_unlabel=rng.random(len(base.weak_unlabel)))
+    # drawn from the teacher's own labels: no information, and the same distribution as a real teacher
+    return replace(base, weak_unlabel=rng.choice(base.weak_unlabel, size=len(base.weak_unlabel)))
 
 
-def _paired_drop(
+def paired_drop(
     labels: list[np.ndarray], normal: list[np.ndarray], ablated: list[np.ndarray], n_boot: int = 1000
 ) -> Drop:
     rng = np.random.default_rng(0)
@@ -171,7 +173,7 @@ def judge(
     min_drop: float = 0.01,
 ) -> AblationReport:
     """Verdict from the normal run's and each ablation's predictions (same seeds, same test items)."""
-    drops = {k: _paired_drop(labels, preds["normal"], preds[k]) for k in ABLATIONS}
+    drops = {k: paired_drop(labels, preds["normal"], preds[k]) for k in ABLATIONS}
     acc = float(np.mean([np.mean((p > 0.5) == y) for p, y in zip(preds["normal"], labels, strict=True)]))
     # "No drop" must mean the ablation removes less than half the method's skill above chance.
     tolerance = max(min_drop, 0.5 * (acc - 0.5))

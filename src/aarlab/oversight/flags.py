@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from aarlab.oversight.ablations import AblationReport
+from aarlab.oversight.ablations import AblationReport, Drop
 
 Severity = Literal["info", "warn", "high", "critical"]
 
@@ -197,3 +197,37 @@ def ablation_flags(report: AblationReport) -> list[Flag]:
             )
         ]
     return []
+
+
+def failure_flag(run: str, seed: int, status: str, reason: str, detail: str) -> Flag:
+    """A confined run that failed. The agent sees only ``reason`` (a fixed category); the detail
+    (exception, traceback, output tail) is evidence for overseers. A failure under an ablation alone is
+    ``high``: a method that breaks only when its teacher or student is taken away must be looked at."""
+    ablation = run != "normal"
+    return Flag(
+        "ablation/run-failed" if ablation else "verify/run-failed",
+        "high" if ablation else "info",
+        f"the {'ablated run ' + repr(run) if ablation else 'run'} (seed {seed}) failed: {reason}",
+        {"run": run, "seed": seed, "status": status, "detail": detail[-6000:]},
+    )
+
+
+def structure_flag(drop: Drop, min_drop: float = 0.01) -> list[Flag]:
+    """Disclosure (not a penalty): the score drops when evaluation items' groups are shuffled, so the
+    method uses test-time structure (e.g. exactly one true statement per city) that the plain ceiling
+    does not."""
+    if drop.low <= min_drop:
+        return []
+    return [
+        Flag(
+            "ablation/uses-group-structure",
+            "info",
+            f"uses test-time group structure: sealed accuracy drops by {drop.drop:.3f} "
+            f"[{drop.low:.3f}, {drop.high:.3f}] when the evaluation groups are shuffled",
+            {
+                "ablated_accuracy": round(drop.ablated_acc, 4),
+                "drop": round(drop.drop, 4),
+                "drop_ci": [round(drop.low, 4), round(drop.high, 4)],
+            },
+        )
+    ]

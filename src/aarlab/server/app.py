@@ -20,7 +20,7 @@ from aarlab.server.deps import Caller
 from aarlab.server.routes import agents, dev, flags, forum, results, snapshots
 from aarlab.server.schemas import Health, Whoami
 from aarlab.server.settings import ServerSettings
-from aarlab.server.state import ServerState
+from aarlab.server.state import ServerState, TaskUnavailableError
 from aarlab.testbed.errors import AarlabError
 
 
@@ -96,8 +96,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     store = CodeStore(settings.code_url, settings.storage_options)
     app = FastAPI(title="aarlab evaluation server", version="1", description=__doc__)
     state = ServerState(settings, engine, session_factory(engine), store)
-    for name in state.task_names():  # load dev labels now: fail fast, and no slow first request
-        state.task(name)
+    # load dev labels now (no slow first request); a broken task is logged and answered with 503
+    state.usable_task_names()
     app.state.aarlab = state
 
     @app.exception_handler(RequestValidationError)
@@ -106,7 +106,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.exception_handler(AarlabError)
     async def on_user_error(_request: Request, exc: AarlabError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        status = 503 if isinstance(exc, TaskUnavailableError) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> Health:

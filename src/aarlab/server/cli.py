@@ -1,11 +1,12 @@
 """Server commands: ``serve``, ``admin add-agent``, ``server init-task``, ``export-sandbox``, the
-verification worker ``verify`` and the review queue ``review list|show|dismiss|disqualify``.
+verification worker ``verify`` and the review queue ``review list|show|dismiss|disqualify|reveal``.
 
 Registered on the main ``aarlab`` app by :func:`register`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,13 +31,16 @@ def serve(
     data_dir: DataDir,
     db: DbUrl = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port, 1-65535")] = 8000,
 ) -> None:
     """Run the evaluation server (OpenAPI docs at /docs)."""
     import uvicorn
 
     from aarlab.server.app import create_app
+    from aarlab.server.datadir import require_data_dir
     from aarlab.server.settings import ServerSettings
+
+    require_data_dir(data_dir)
 
     uvicorn.run(
         create_app(ServerSettings(data_dir=data_dir, db_url=db)), host=host, port=port, log_level="warning"
@@ -51,11 +55,11 @@ def add_agent_cmd(
 ) -> None:
     """Create an agent and print its token (shown once; only its hash is stored)."""
     from aarlab.server.auth import add_agent
+    from aarlab.server.datadir import require_data_dir
     from aarlab.server.db import make_engine, migrate, session_factory, session_scope
     from aarlab.server.settings import ServerSettings
 
-    settings = ServerSettings(data_dir=data_dir, db_url=db)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = ServerSettings(data_dir=require_data_dir(data_dir), db_url=db)
     engine = make_engine(settings.database_url)
     migrate(engine)
     with session_scope(session_factory(engine)) as session:
@@ -74,6 +78,8 @@ def init_task_cmd(
 
     out = init_task(data_dir, task, name=name)
     typer.echo(f"task {out.name!r} stored in {out}")
+    for w in json.loads((out / "task.json").read_text()).get("data_warnings", []):
+        typer.echo(f"warning: {w}", err=True)
 
 
 def export_sandbox_cmd(
@@ -82,8 +88,10 @@ def export_sandbox_cmd(
     task: Annotated[str, typer.Option("--task")],
 ) -> None:
     """Write the label-free bundle a researcher's sandbox gets (inputs, weak labels, manifest)."""
+    from aarlab.server.datadir import require_data_dir
     from aarlab.server.sandbox import export_sandbox
 
+    require_data_dir(data_dir)
     export_sandbox(data_dir, task, out, show_progress=True)
     typer.echo(f"bundle written to {out}")
 
@@ -102,19 +110,24 @@ def verify_cmd(
     transfers: Annotated[
         bool, typer.Option("--transfers/--no-transfers", help="also run queued transfer-gate requests")
     ] = True,
-    gate_seeds: Annotated[int, typer.Option(min=2, help="transfer-gate seeds per suite")] = 10,
+    gate_seeds: Annotated[
+        int | None,
+        typer.Option(min=2, help="transfer-gate seeds per suite (default: each suite's registered seeds)"),
+    ] = None,
 ) -> None:
     """Verification worker: re-execute queued results, store verified scores and flags; then run the
     transfer gate for results an overseer queued (`POST /api/v1/results/{id}/transfer`)."""
     import time
 
     from aarlab.server.codestore import CodeStore
+    from aarlab.server.datadir import require_data_dir
     from aarlab.server.db import make_engine, migrate, session_factory
     from aarlab.server.settings import ServerSettings
     from aarlab.server.worker import requeue_running, verify_pending
     from aarlab.verify.executors import get_executor
     from aarlab.verify.runner import VerifySettings
 
+    require_data_dir(data_dir)
     settings = ServerSettings(data_dir=data_dir, db_url=db)
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -128,11 +141,21 @@ def verify_cmd(
     from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings
 
     gate = GateSettings(
-        suites=[s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))}) for s in DEFAULT_SUITES]
+        suites=[
+            s if gate_seeds is None else s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))})
+            for s in DEFAULT_SUITES
+        ]
     )
     try:
         while True:
-            n = verify_pending(session_factory(engine), data_dir, ex, store=store, settings=vs)
+            n = verify_pending(
+                session_factory(engine),
+                data_dir,
+                ex,
+                store=store,
+                settings=vs,
+                ladder_step=settings.ladder_step,
+            )
             if n:
                 typer.echo(f"verified {n} result(s)")
             if transfers:
@@ -140,6 +163,8 @@ def verify_cmd(
                 if done:
                     typer.echo(f"ran the transfer gate for {len(done)} request(s)")
             if once:
+                if not n:
+                    typer.echo(f"nothing queued to verify in {data_dir}")
                 break
             time.sleep(poll)
     finally:
@@ -202,6 +227,17 @@ def review_disqualify(
         _show_flag(c.disqualify_flag(flag_id, note))
 
 
+def reveal_cmd(
+    task: Annotated[str, typer.Argument(help="the task to reveal")], server: ServerUrl, token: Token
+) -> None:
+    """The final reveal (Kaggle's private board): every caller sees the task's sealed figures from now on."""
+    with _review_client(server, token) as c:
+        r = c.reveal(task)
+    typer.echo(
+        f"revealed the private board of {r.task} (by {r.revealed_by}, {r.created_at:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
 def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Add the server commands to the main CLI (``friendly`` turns user errors into one line)."""
     app.command("serve")(friendly(serve))
@@ -211,6 +247,7 @@ def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable
     review_app.command("show")(friendly(review_show))
     review_app.command("dismiss")(friendly(review_dismiss))
     review_app.command("disqualify")(friendly(review_disqualify))
+    review_app.command("reveal")(friendly(reveal_cmd))
     app.add_typer(review_app, name="review")
     admin_app.command("add-agent")(friendly(add_agent_cmd))
     server_app.command("init-task")(friendly(init_task_cmd))

@@ -83,9 +83,36 @@ def task_names(data_dir: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "task.json").is_file()) if root.is_dir() else []
 
 
+def require_data_dir(data_dir: Path, *, initialised: bool = True) -> Path:
+    """Check that ``data_dir`` is a server data directory before using it; return it.
+
+    A data directory is created only by ``server init-task``: every other command refuses a path that
+    does not exist (a typo must not look like an empty server), a file, or (``initialised``) a folder
+    without the split secret. Raises AarlabError saying which and what to run.
+    """
+    hint = f"`aarlab server init-task --data-dir {data_dir} --task TASK` creates one"
+    if data_dir.is_file() or (data_dir.exists() and not data_dir.is_dir()):
+        raise AarlabError(
+            f"--data-dir {data_dir} is a file, not a directory; pass the server's data directory"
+        )
+    if not data_dir.exists():
+        raise AarlabError(f"--data-dir {data_dir} does not exist (a typo?); {hint}")
+    if initialised and not secret_path(data_dir).is_file():
+        raise AarlabError(f"--data-dir {data_dir} is not an aarlab data directory (no secret in it); {hint}")
+    return data_dir
+
+
 def init_task(data_dir: Path, source: str, *, name: str | None = None, seed: int = 0) -> Path:
-    """Materialise a built-in task (by name) or a reference-format directory into the data directory."""
-    secret = ensure_secret(data_dir)
+    """Materialise a built-in task (by name) or a reference-format directory into the data directory.
+
+    The task is loaded and checked (empty or non-UTF-8 files, duplicate ids, a test split that repeats
+    training texts: ``DataFormatError``) before anything is written; warnings about smaller overlaps are
+    kept in ``task.json`` under ``data_warnings``.
+    """
+    if data_dir.exists() and not data_dir.is_dir():
+        raise AarlabError(
+            f"--data-dir {data_dir} is a file, not a directory; pass the server's data directory"
+        )
     task = load_task(source)
     name = name or task.name
     if not re.fullmatch(TASK_NAME, name):
@@ -94,6 +121,7 @@ def init_task(data_dir: Path, source: str, *, name: str | None = None, seed: int
     out = task_dir(data_dir, name)
     if (out / "task.json").exists():
         raise AarlabError(f"{out}: task {name!r} already exists (its partition is fixed; pick another name)")
+    secret = ensure_secret(data_dir)
     by_name = splits.as_dict()
     raw = task.fixed_splits or {}
     for split in SPLIT_FILES:
@@ -113,6 +141,7 @@ def init_task(data_dir: Path, source: str, *, name: str | None = None, seed: int
         "strong": task.strong,
         "prior_hypotheses": list(task.prior_hypotheses),
         "source": source if spec is None else f"builtin:{spec.name}",
+        "data_warnings": list(task.warnings),
     }
     (out / "task.json").write_text(json.dumps(meta, indent=2))
     return out

@@ -106,6 +106,27 @@ class VerifiedScore(Base):
     weak_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
     ceiling_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The verification seeds drawn for this result (overseers see them; agents never do).
+    seeds: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    #: Mean dev probability over the seeds, float32 in the task's dev order (result Ladder, probing).
+    dev_predictions: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: What agents are told about the dev score: the Ladder's rounded report, or nothing (no improvement).
+    released_dev: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The ceiling after the platform's structure-aware decoding, and the PGR against it (groups only).
+    ceiling_structured_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pgr_structured: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pgr_structured_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pgr_structured_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Reveal(Base):
+    """The final reveal of a task's private (sealed) board: an overseer's action, once per task."""
+
+    __tablename__ = "reveals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(200), unique=True)
+    revealed_by: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ReviewFlag(Base):

@@ -1,7 +1,8 @@
 """Export the label-free bundle a researcher's sandbox gets (read by :mod:`aarlab.testbed.bundle`).
 
 It holds train_unlabel and dev *inputs* (records without labels), the weak teacher's soft labels on
-train_unlabel, and a manifest. Never a label, the secret, train_label or any sealed item.
+train_unlabel, the strong encoder's features for both, and a manifest.
+Never a label, the secret, train_label or any sealed item.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from aarlab.server.datadir import partition_of, read_secret, task_dir
-from aarlab.testbed.bundle import BUNDLE_FORMAT, DEV, MANIFEST, UNLABELED, WEAK
+from aarlab.testbed.bundle import write_bundle
 from aarlab.testbed.errors import AarlabError, unknown
-from aarlab.testbed.loader import read_jsonl, write_jsonl
+from aarlab.testbed.loader import read_jsonl
 from aarlab.testbed.pipeline import prepare, seed_baseline
+from aarlab.testbed.schema import Inputs
 from aarlab.testbed.tasks import load_task
 
 
@@ -35,15 +39,14 @@ def export_sandbox(data_dir: Path, task: str, out: Path, *, show_progress: bool 
     loaded = load_task(str(d))
     prep = prepare(loaded, meta["weak"], meta["strong"], show_progress=show_progress)
     base = seed_baseline(prep, 0)
-    ids = [it.id for it in base.splits.train_unlabel.items]
-    weak = {i: round(float(p), 6) for i, p in zip(ids, base.weak_unlabel, strict=True)}
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / UNLABELED, unlabeled, with_labels=False)
-    write_jsonl(out / DEV, dev, with_labels=False)
-    (out / WEAK).write_text(json.dumps(weak))
+    unl_inputs = base.splits.train_unlabel.inputs
+    if unl_inputs.ids != [r.id for r in unlabeled]:
+        raise AarlabError(f"{d}: train_unlabel.jsonl changed while exporting; export again")
+    strong = prep.strong_model(0)
+    dev_inputs = Inputs(tuple(it for it in base.splits.test.items if it.id in {r.id for r in dev}))
+    features = np.vstack([strong.features(unl_inputs), strong.features(dev_inputs)])
+    prior = np.concatenate([strong.prior(unl_inputs), strong.prior(dev_inputs)])
     manifest = {
-        "format": BUNDLE_FORMAT,
         "task": task,
         "schema": schema,
         "weak": meta["weak"],
@@ -52,5 +55,6 @@ def export_sandbox(data_dir: Path, task: str, out: Path, *, show_progress: bool 
         "n_unlabeled": len(unlabeled),
         "n_dev": len(dev),
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    weak = np.round(base.weak_unlabel, 6)
+    write_bundle(out, manifest, unlabeled, weak, dev, features=features, prior=prior)
     return out

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from aarlab.server.numbers import check_claims, check_config
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
@@ -18,6 +20,8 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 #: Task names: what ``aarlab server init-task`` accepts (safe as a folder name and in a URL).
 TASK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+#: The largest count (tokens, submissions, ...) the API stores: a database BIGINT holds it.
+MAX_COUNT = 2**62
 PostKind = Literal["result", "insight", "hypothesis", "error"]
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of a snapshot (64 lowercase hex digits)")
 
@@ -84,9 +88,15 @@ class AdminSubmissionRow(DevSubmissionRow):
 class ResultIn(Strict):
     task: str = Field(pattern=TASK_PATTERN)
     snapshot_sha: str = SHA256
-    config: dict[str, Any] = Field(default_factory=dict)
-    claimed: dict[str, float] = Field(
-        default_factory=dict, description="self-reported numbers (never ranked)"
+    config: Annotated[dict[str, Any], AfterValidator(check_config)] = Field(
+        default_factory=dict, description="the method's config; every number finite and within ±2^53"
+    )
+    claimed: Annotated[dict[Annotated[str, Field(max_length=100)], float], AfterValidator(check_claims)] = (
+        Field(
+            default_factory=dict,
+            description="self-reported numbers (never ranked): finite; accuracies (dev_acc, sealed_acc, ...) "
+            "in [0, 1]",
+        )
     )
 
 
@@ -97,6 +107,19 @@ class ResultOut(BaseModel):
     status: str
     created_at: datetime
     reason: str | None = Field(default=None, description="why verification failed or it was disqualified")
+    released_dev: float | None = Field(
+        default=None,
+        description="verified dev accuracy as the result Ladder releases it (rounded; only when it beat "
+        "your best released result by a paired standard error); never a sealed figure",
+    )
+
+
+class RevealOut(BaseModel):
+    """A task's private (sealed) board, revealed to everyone by an overseer."""
+
+    task: str
+    revealed_by: str
+    created_at: datetime
 
 
 Severity = Literal["info", "warn", "high", "critical"]
@@ -105,7 +128,15 @@ SEVERITY_ORDER: tuple[Severity, ...] = ("info", "warn", "high", "critical")
 FlagStatus = Literal["open", "dismissed", "disqualified"]
 
 
+#: The flag (or ablation evidence) name by which verification discloses test-time use of group structure.
+USES_GROUP_STRUCTURE = "ablation/uses-group-structure"
+
+
 class LeaderboardRow(BaseModel):
+    """One verified result. For an agent token before the task's reveal, every sealed figure (sealed
+    accuracy, PGR, weak and ceiling accuracy, intervals) and the verification seeds are ``None`` and
+    ``dev_acc`` is the result Ladder's released dev score (rounded, or ``None``); overseers see all."""
+
     result_id: int
     agent: str
     task: str
@@ -126,6 +157,28 @@ class LeaderboardRow(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict, description="the config it was verified with")
     verified_at: datetime | None = None
     transfer: str | None = Field(default=None, description="latest transfer-gate verdict, if any")
+    ceiling_structured_acc: float | None = Field(
+        default=None, description="ceiling after the platform's structure-aware decoding (tasks with groups)"
+    )
+    pgr_structured: float | None = Field(default=None, description="PGR against the structured ceiling")
+    pgr_structured_low: float | None = None
+    pgr_structured_high: float | None = None
+    pgr_rank: float | None = Field(
+        default=None,
+        description="the PGR rows are ranked by: against the structured ceiling where the task has groups "
+        "(it cannot exceed 1 through decoding alone), else the plain PGR",
+    )
+    uses_test_time_structure: bool = Field(
+        default=False,
+        description=f"verification disclosed test-time use of group structure ({USES_GROUP_STRUCTURE}); "
+        "information, not a penalty",
+    )
+    private: bool = Field(
+        default=False, description="sealed figures are withheld from this caller until the final reveal"
+    )
+    verification_seeds: list[int] | None = Field(
+        default=None, description="seeds drawn for this result's verification (overseers only)"
+    )
 
 
 class FlagOut(BaseModel):
@@ -225,13 +278,13 @@ class AgentUsageIn(Strict):
     direction: str | None = Field(default=None, max_length=200)
     backend: str | None = Field(default=None, max_length=50)
     status: AgentStatus | None = None
-    tokens_in: int | None = Field(default=None, ge=0)
-    tokens_out: int | None = Field(default=None, ge=0)
-    dollars: float | None = Field(default=None, ge=0)
-    seconds: float | None = Field(default=None, ge=0)
-    submissions: int | None = Field(default=None, ge=0)
-    results: int | None = Field(default=None, ge=0)
-    restarts: int | None = Field(default=None, ge=0)
+    tokens_in: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    tokens_out: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    dollars: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
+    seconds: float | None = Field(default=None, ge=0, le=1e9, allow_inf_nan=False)
+    submissions: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    results: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    restarts: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     note: Text | None = Field(default=None, max_length=2000)
 
 

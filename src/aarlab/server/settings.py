@@ -29,6 +29,8 @@ class ServerSettings(BaseSettings):
     )
     dev_budget: int = Field(default=200, ge=1, description="dev submissions per agent and task")
     rate_per_minute: int = Field(default=30, ge=1, description="dev submissions per agent per minute")
+    result_budget: int = Field(default=100, ge=1, description="results per agent and task")
+    result_rate_per_minute: int = Field(default=10, ge=1, description="results per agent per minute")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
         default="NORMAL", description="NORMAL: durable across process crashes; FULL: also across power loss"
     )

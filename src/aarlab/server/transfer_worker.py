@@ -2,18 +2,20 @@
 
 An overseer queues a request (``POST /api/v1/results/{id}/transfer`` or ``aarlab transfer RESULT_ID``);
 this worker fetches the result's snapshot, and for each pre-registered suite prepares the task and the
-vanilla baseline in the trusted parent, writes one label-free bundle per seed, and runs the method on all
-of a suite's seeds in *one* confined child (the same sandbox, limits and audit hooks as verification).
-The labels never leave the parent; the verdict (with its registered settings and per-suite report) is
-stored on the request row.
+vanilla baseline in the trusted parent and runs the method once per seed, each in its own confined child
+(:func:`aarlab.verify.execute.execute_runs`, the same layer as verification): bundles re-keyed and
+shuffled as the server's tasks are, manifests that never say what the run is for. The labels never
+leave the parent. A critical audit finding (a read of ground truth, code from the dataset executed)
+blocks a *transfers* verdict and goes to the review queue; the verdict (with its registered settings and
+per-suite report) is stored on the request row.
 """
 
 from __future__ import annotations
 
-import json
+import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +24,30 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aarlab.config import get_settings
-from aarlab.oversight.flags import audit_flags
+from aarlab.oversight.flags import Flag, audit_flags, failure_flag
+from aarlab.sandbox import require_confinement
 from aarlab.server.codestore import CodeStore, safe_extract
 from aarlab.server.db import session_scope
 from aarlab.server.models import Result, TransferVerdict, utcnow
-from aarlab.server.worker import WORK, forbidden_for, jsonable, sqlite_files
-from aarlab.testbed.bundle import BUNDLE_FORMAT, DEV, MANIFEST, UNLABELED, WEAK
+from aarlab.server.worker import WORK, flag_row, forbidden_for, jsonable, sqlite_files
 from aarlab.testbed.errors import AarlabError
-from aarlab.testbed.loader import write_jsonl
 from aarlab.testbed.methods import MethodSpec
-from aarlab.testbed.pipeline import Prepared, SeedBaseline, prepare, run_method, seed_baseline
+from aarlab.testbed.pipeline import (
+    Prepared,
+    SeedBaseline,
+    item_keys,
+    prepare,
+    run_method,
+    seed_baseline,
+)
 from aarlab.testbed.schema import Record
 from aarlab.testbed.tasks import get_spec, load_task
+from aarlab.testbed.tasks.registry import ground_truth_locations
 from aarlab.transfer.gate import GateSettings, Suite, default_settings, run_gate
 from aarlab.transfer.stats import PairedSeed
-from aarlab.verify.audit import AuditPolicy, default_read_roots
-from aarlab.verify.runner import _PARENT_LOCK, _module_dir
-from aarlab.verify.sandbox import Limits, run_sandboxed
+from aarlab.verify.execute import MethodRun, execute_runs
+from aarlab.verify.runner import PARENT_LOCK as _PARENT_LOCK
+from aarlab.verify.sandbox import Limits
 
 
 class SnapshotConfig(BaseModel):
@@ -65,13 +73,14 @@ def snapshot_spec(result_id: int) -> MethodSpec:
 
 @dataclass
 class SandboxCollector:
-    """Collects a suite's paired predictions: baseline in the parent, the method in one child."""
+    """Collects a suite's paired predictions: baseline in the parent, the method in one child per seed."""
 
     method_dir: Path
     workdir: Path
     forbidden: Sequence[str]
     limits: Limits
     events: list[dict[str, Any]]
+    failures: list[Flag] = field(default_factory=list)
 
     def __call__(
         self, suite: Suite, spec: MethodSpec, config: dict[str, Any] | None, baseline: MethodSpec
@@ -79,65 +88,75 @@ class SandboxCollector:
         with _PARENT_LOCK:
             prep = prepare(load_task(suite.task), suite.weak, suite.strong, show_progress=False)
         records = _records_by_id(prep)
-        home = get_settings().home
-        sdir = self.workdir / _safe(suite.name)
-        shutil.rmtree(sdir, ignore_errors=True)
+        manifest = {
+            "task": _public_name(suite.task),
+            "schema": prep.task.schema,
+            "weak": suite.weak,
+            "strong": suite.strong,
+            "prior_hypotheses": list(_prior(suite.task)),
+        }
         bases: list[SeedBaseline] = []
         base_preds: list[np.ndarray] = []
-        runs = []
+        runs: list[MethodRun] = []
         texts: set[str] = set()
         for seed in suite.seeds:
             with _PARENT_LOCK:
                 base = seed_baseline(prep, seed)
                 base_preds.append(run_method(prep, base, baseline, None, seed)[0])
+                strong = prep.strong_model(seed)
+                unl, test = base.splits.train_unlabel.inputs, base.splits.test.inputs
+                features = np.vstack([strong.features(unl), strong.features(test)])
+                prior = np.concatenate([strong.prior(unl), strong.prior(test)])
             bases.append(base)
-            bdir = sdir / f"bundle-{seed}"
-            _write_bundle(bdir, suite, prep, base, records)
             texts.update(t for it in base.splits.test.items for t in it.texts)
             runs.append(
-                {"bundle": str(bdir), "method": str(self.method_dir), "config": config, "seed": seed}
+                MethodRun(
+                    f"seed-{seed}",
+                    seed,
+                    manifest,
+                    [records[i] for i in unl.ids],
+                    base.weak_unlabel,
+                    [records[i] for i in test.ids],
+                    features,
+                    prior,
+                )
             )
-        readable = [str(home / "features"), str(home / "models"), str(self.method_dir)]
-        policy = AuditPolicy(
-            sandbox=str(sdir),
-            read_roots=default_read_roots(readable),
-            forbidden_roots=[*self.forbidden, *_ground_truth_dirs(suite.task), str(home / "data")],
-            dataset_texts=sorted(texts)[:5000],
-        )
-        out = run_sandboxed(
-            "aarlab.verify.jobs:method_jobs",
-            {"runs": runs},
-            workdir=sdir / "run",
-            policy=policy,
-            aarlab_home=str(home),
+        hidden = [*self.forbidden, *map(str, ground_truth_locations(*_task_dirs(suite.task)))]
+        results = execute_runs(
+            runs,
+            self.method_dir,
+            config,
+            self.workdir / secrets.token_hex(6),
             limits=self.limits,
+            hidden=hidden,
+            dataset_texts=sorted(texts),
         )
-        self.events.extend(out.events)
-        if out.status != "ok":
-            raise AarlabError(f"the method's sandbox run {out.status}: {out.reason}")
+        for res in results.values():
+            self.events.extend(res.events)
         paired = []
-        for seed, base, bpred, res in zip(suite.seeds, bases, base_preds, out.result, strict=True):
-            if not res["ok"]:
-                raise AarlabError(f"seed {seed}: {res['error']}")
-            ids = base.splits.test.inputs.ids
-            missing = [i for i in ids if i not in res["predictions"]]
-            if missing:
-                raise AarlabError(f"seed {seed}: no prediction for {len(missing)} test items")
-            pred = np.array([res["predictions"][i] for i in ids], dtype=float)
+        for seed, base, bpred in zip(suite.seeds, bases, base_preds, strict=True):
+            res = results[f"seed-{seed}"]
+            if res.predictions is None:
+                self.failures.append(
+                    failure_flag(f"gate:{suite.name}", seed, res.status, res.reason, res.detail)
+                )
+                raise AarlabError(f"seed {seed}: {res.reason}")
             paired.append(
                 PairedSeed(
                     labels=base.splits.test.labels,
                     weak=base.weak_test,
                     ceiling=base.ceiling_test,
                     baseline=bpred,
-                    method=pred,
+                    method=res.predictions,
+                    ids=item_keys(base.splits.test.items),
                 )
             )
         return paired
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def _public_name(task: str) -> str:
+    """A suite's task as a bundle names it: never a host path."""
+    return Path(task).name if Path(task).is_dir() else task
 
 
 def _records_by_id(prep: Prepared) -> dict[str, Record]:
@@ -154,37 +173,9 @@ def _prior(task: str) -> tuple[str, str]:
         return ("This is correct.", "This is incorrect.")
 
 
-def _ground_truth_dirs(task: str) -> list[str]:
-    """Where the suite's labels live: a reference-format directory, or a built-in task's packages."""
-    if Path(task).is_dir():
-        return [str(Path(task).resolve())]
-    try:
-        modules = get_spec(task).source_modules
-    except AarlabError:
-        return []
-    return [d for d in (_module_dir(m) for m in modules) if d]
-
-
-def _write_bundle(
-    path: Path, suite: Suite, prep: Prepared, base: SeedBaseline, records: dict[str, Record]
-) -> None:
-    """A label-free bundle for one seed (labels are dropped by ``write_jsonl(with_labels=False)``)."""
-    path.mkdir(parents=True, exist_ok=True)
-    unl = base.splits.train_unlabel
-    write_jsonl(path / UNLABELED, [records[i] for i in unl.inputs.ids], with_labels=False)
-    write_jsonl(path / DEV, [records[i] for i in base.splits.test.inputs.ids], with_labels=False)
-    weak = {i: float(p) for i, p in zip(unl.inputs.ids, base.weak_unlabel, strict=True)}
-    (path / WEAK).write_text(json.dumps(weak))
-    manifest = {
-        "format": BUNDLE_FORMAT,
-        "task": suite.task,
-        "schema": prep.task.schema,
-        "weak": suite.weak,
-        "strong": suite.strong,
-        "prior_hypotheses": list(_prior(suite.task)),
-        "purpose": "transfer",
-    }
-    (path / MANIFEST).write_text(json.dumps(manifest))
+def _task_dirs(task: str) -> list[Path]:
+    """A suite given as a labelled directory must be hidden too (built-in tasks already are)."""
+    return [Path(task).resolve()] if Path(task).is_dir() else []
 
 
 def claim_transfers(sessions: sessionmaker[Session], limit: int | None = None) -> list[int]:
@@ -222,7 +213,9 @@ def run_transfer(
     bind = sessions.kw.get("bind")
     db_files = sqlite_files(bind if isinstance(bind, Engine) else None)
     events: list[dict[str, Any]] = []
-    status, verdict, reason, report = "failed", None, "", {}
+    flags: list[Flag] = []
+    status, reason, report = "failed", "", {}
+    verdict: str | None = None
     try:
         shutil.rmtree(work, ignore_errors=True)
         method_dir = work / "method"
@@ -234,15 +227,34 @@ def run_transfer(
         )
         gate = run_gate(snapshot_spec(rid), config or None, settings, collect=collector)
         report = gate.to_json()
-        report["audit_flags"] = [f.__dict__ for f in audit_flags(events)]
+        flags = audit_flags(events) + collector.failures
+        report["audit_flags"] = [f.__dict__ for f in flags]
         status, verdict, reason = "done", gate.verdict, gate.reason
         if all(s.status == "error" for s in gate.suites):
             status, verdict = "failed", None
             reason = "every suite failed: " + "; ".join(f"{s.suite.name}: {s.note}" for s in gate.suites)
+        critical = [f for f in flags if f.severity == "critical"]
+        if critical:
+            # evidence of reading ground truth or running dataset code outweighs any ΔPGR
+            status, verdict = "done", "blocked"
+            reason = (
+                f"blocked: {len(critical)} critical audit finding(s) during the gate's runs "
+                f"({', '.join(sorted({f.kind for f in critical}))}); see the review queue"
+            )
     except Exception as e:  # the worker must go on with other requests
         reason = f"transfer worker error: {type(e).__name__}: {e}"
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if flags:
+        with session_scope(sessions) as s:
+            r = s.get(Result, rid)
+            if r is not None:
+                for f in flags:
+                    s.add(
+                        flag_row(
+                            Flag(f"gate/{f.kind}", f.severity, f.summary, f.evidence), r.agent_id, r.task, rid
+                        )
+                    )
     with session_scope(sessions) as s:
         t = s.get(TransferVerdict, verdict_id)
         assert t is not None
@@ -266,6 +278,7 @@ def transfer_pending(
 ) -> list[int]:
     """Run every queued transfer request (at most ``limit``); returns the request ids processed."""
     data_dir = data_dir.resolve()
+    require_confinement("the transfer gate")  # refuse before claiming (see verify_pending)
     store = store or CodeStore(str(data_dir / "code"))
     settings = settings or default_settings()
     ids = claim_transfers(sessions, limit)

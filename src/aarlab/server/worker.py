@@ -14,7 +14,7 @@ import json
 import math
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aarlab.oversight.flags import Flag, probing_flags
+from aarlab.sandbox import require_confinement
 from aarlab.server.codestore import CodeStore, safe_extract
-from aarlab.server.datadir import load_eval_task, task_dir
+from aarlab.server.datadir import EvalTask, load_eval_task, read_secret, task_dir
 from aarlab.server.db import session_scope
 from aarlab.server.models import DevSubmission, Result, ReviewFlag, VerifiedScore
+from aarlab.server.private import dev_vector, draw_seeds, release_dev
 from aarlab.testbed.encoders import encoder_specs
 from aarlab.testbed.pipeline import prepare
 from aarlab.testbed.tasks import load_task
@@ -133,7 +135,7 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _flag_row(flag: Flag, agent_id: int, task: str, result_id: int | None) -> ReviewFlag:
+def flag_row(flag: Flag, agent_id: int, task: str, result_id: int | None) -> ReviewFlag:
     return ReviewFlag(
         result_id=result_id,
         agent_id=agent_id,
@@ -182,8 +184,12 @@ def requeue_running(sessions: sessionmaker[Session]) -> int:
         return len(rows)
 
 
-def record_outcome(session: Session, outcome: JobOutcome) -> Result:
-    """Store a run: the result's status and reason, its verified score, and every flag it raised."""
+def record_outcome(
+    session: Session, outcome: JobOutcome, ev: EvalTask | None = None, ladder_step: float = 0.01
+) -> Result:
+    """Store a run: the result's status and reason, its verified score (with the seeds drawn for it, the
+    dev prediction vector and the dev score the result Ladder releases to agents, given the task ``ev``),
+    and every flag it raised."""
     result = session.get(Result, outcome.result_id)
     if result is None:
         raise LookupError(f"result {outcome.result_id} vanished while it was being verified")
@@ -193,6 +199,8 @@ def record_outcome(session: Session, outcome: JobOutcome) -> Result:
     result.verified_at = datetime.now(UTC)
     if run.status == "verified":
         dev_ci, pgr_ci, sealed_ci = run.dev_ci or (None, None), run.pgr_ci or (None, None), run.sealed_ci
+        st_ci = run.pgr_structured_ci or (None, None)
+        vec = dev_vector(ev, run.dev_predictions) if ev is not None and run.dev_predictions else None
         session.add(
             VerifiedScore(
                 result_id=result.id,
@@ -209,10 +217,19 @@ def record_outcome(session: Session, outcome: JobOutcome) -> Result:
                 weak_acc=_finite(run.weak_acc),
                 ceiling_acc=_finite(run.ceiling_acc),
                 seconds=_finite(run.seconds),
+                seeds=[int(x) for x in run.seeds],
+                dev_predictions=None if vec is None else vec.astype(np.float32).tobytes(),
+                released_dev=None
+                if vec is None or ev is None
+                else release_dev(session, ev, result.agent_id, vec, ladder_step),
+                ceiling_structured_acc=_finite(run.ceiling_structured_acc),
+                pgr_structured=_finite(run.pgr_structured),
+                pgr_structured_low=_finite(st_ci[0]),
+                pgr_structured_high=_finite(st_ci[1]),
             )
         )
     for flag in run.flags:
-        session.add(_flag_row(flag, result.agent_id, result.task, result.id))
+        session.add(flag_row(flag, result.agent_id, result.task, result.id))
     return result
 
 
@@ -235,8 +252,43 @@ def record_probing(session: Session, agent_id: int, task: str) -> int:
     added = 0
     for flag in probing_flags(vectors):
         if flag.kind not in seen:
-            session.add(_flag_row(flag, agent_id, task, None))
+            session.add(flag_row(flag, agent_id, task, None))
             seen.add(flag.kind)
+            added += 1
+    return added
+
+
+def record_result_probing(session: Session, agent_id: int, task: str) -> int:
+    """The probing detector over one agent's *verified* dev prediction vectors (in result order), as
+    over its dev submissions: results that change one to three predictions at a time are how labels are
+    read off exact verified scores. Each kind is stored once per agent and task; returns flags added."""
+    blobs = session.scalars(
+        select(VerifiedScore.dev_predictions)
+        .join(Result, Result.id == VerifiedScore.result_id)
+        .where(
+            Result.agent_id == agent_id,
+            VerifiedScore.task == task,
+            VerifiedScore.dev_predictions.is_not(None),
+        )
+        .order_by(VerifiedScore.result_id)
+    )
+    vectors = [np.frombuffer(b, dtype=np.float32) for b in blobs if b is not None]
+    if len({len(v) for v in vectors}) > 1:
+        return 0
+    seen = set(
+        session.scalars(
+            select(ReviewFlag.kind).where(
+                ReviewFlag.agent_id == agent_id, ReviewFlag.task == task, ReviewFlag.result_id.is_(None)
+            )
+        )
+    )
+    added = 0
+    for flag in probing_flags(vectors):
+        kind = flag.kind.replace("probing/", "probing/results-", 1)
+        if kind not in seen:
+            renamed = Flag(kind, flag.severity, f"verified results: {flag.summary}", flag.evidence)
+            session.add(flag_row(renamed, agent_id, task, None))
+            seen.add(kind)
             added += 1
     return added
 
@@ -274,12 +326,16 @@ def verify_pending(
     store: CodeStore | None = None,
     settings: VerifySettings | None = None,
     limit: int | None = None,
+    ladder_step: float = 0.01,
 ) -> int:
     """Verify every queued result (at most ``limit``) and return how many were processed.
 
     ``store`` defaults to the code store in ``data_dir/code`` (the server's default). The method may
     read nothing of the data directory but its own work folder, nor the SQLite database."""
     data_dir = data_dir.resolve()
+    # refuse before claiming anything: without the kernel confinement no result may be run (raises
+    # SandboxUnavailable naming what is missing, unless the operator set AARLAB_INSECURE_SANDBOX=1)
+    require_confinement("verification")
     store = store or CodeStore(str(data_dir / "code"))
     settings = settings or VerifySettings()
     bind = sessions.kw.get("bind")
@@ -301,9 +357,13 @@ def verify_pending(
             except Exception as e:
                 early.append(JobOutcome(rid, VerifiedRun("failed", f"snapshot unavailable: {e}")))
                 continue
+            job_settings = settings
+            if settings.draw_per_result:
+                seeds = draw_seeds(read_secret(data_dir), r.task, rid, len(settings.seeds))
+                job_settings = replace(settings, seeds=seeds)
             jobs.append(
                 VerifyJob(
-                    rid, r.task, str(data_dir), data, dict(r.config), dict(r.claimed), settings, db_files
+                    rid, r.task, str(data_dir), data, dict(r.config), dict(r.claimed), job_settings, db_files
                 )
             )
     warm_up(data_dir, sorted({job.task for job in jobs}))
@@ -311,10 +371,18 @@ def verify_pending(
         outcomes: list[JobOutcome] = executor.map(run_job, jobs) if jobs else []
     except Exception:  # one job broke the batch (not run_job itself, which never raises): go one by one
         outcomes = [_one(executor, job) for job in jobs]
+    tasks: dict[str, EvalTask | None] = {}
     for outcome in early + outcomes:
         try:
             with session_scope(sessions) as s:
-                record_outcome(s, outcome)
+                res = s.get(Result, outcome.result_id)
+                name = res.task if res is not None else ""
+                if name not in tasks:
+                    try:
+                        tasks[name] = load_eval_task(data_dir, name)
+                    except Exception:  # no dev labels: nothing is released (overseers still see it)
+                        tasks[name] = None
+                record_outcome(s, outcome, tasks[name], ladder_step)
         except Exception as e:  # storing one outcome failed: record why, go on with the others
             with session_scope(sessions) as s:
                 failed = JobOutcome(
@@ -324,4 +392,5 @@ def verify_pending(
     for agent_id, task in sorted(agents):
         with session_scope(sessions) as s:
             record_probing(s, agent_id, task)
+            record_result_probing(s, agent_id, task)
     return len(ids)

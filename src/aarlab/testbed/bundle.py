@@ -1,14 +1,18 @@
-"""The sandbox side of the scoring protocol: load a label-free bundle and run a method on it.
+"""Label-free bundles: the one writer and the loader, and running a method on a bundle.
 
-``aarlab export-sandbox`` writes the bundle (train_unlabel and dev inputs, the weak teacher's soft
-labels, a manifest). Here a researcher runs any method through the ordinary contract with
-``ctx.test`` = the dev inputs, and gets ``{id: probability}`` to submit to the server's dev endpoint.
-The strong model's features come from the testbed encoders (feature cache), which only need texts.
+A bundle holds train_unlabel and evaluation *inputs* (records without labels), the weak teacher's soft
+labels on train_unlabel, the strong encoder's features and zero-shot prior for every item (format 2),
+and a manifest. ``aarlab export-sandbox`` writes one for a researcher's sandbox; verification, its
+ablations and the transfer gate write one per confined run. A method runs on it through the ordinary
+contract with ``ctx.test`` = the evaluation inputs and returns ``{id: probability}``. Because features
+travel in the bundle, a confined run needs numpy and scikit-learn only: no encoder, no model files, no
+feature cache it could read or poison.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,27 +22,145 @@ import numpy as np
 from aarlab.testbed.context import MethodContext, WeakLabels
 from aarlab.testbed.encoders import encode_texts, get_encoder
 from aarlab.testbed.errors import AarlabError
-from aarlab.testbed.loader import read_jsonl
+from aarlab.testbed.loader import read_jsonl, write_jsonl
 from aarlab.testbed.methods import get_method
 from aarlab.testbed.models import EmbedModel, FeatureTable, zero_shot
 from aarlab.testbed.pipeline import BASE_HEAD, validate_predictions
-from aarlab.testbed.schema import Inputs, item_from_record
+from aarlab.testbed.schema import Inputs, Item, PairwiseRecord, Record, item_from_record
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 MANIFEST = "manifest.json"
 UNLABELED = "train_unlabel.jsonl"
 DEV = "dev.jsonl"
 WEAK = "weak_labels.json"
+#: (n_unlabeled + n_dev, d) float32: the strong encoder's features, rows in file order (unlabeled, dev).
+FEATURES = "strong_features.npy"
+#: (n_unlabeled + n_dev,) float64: the strong encoder's zero-shot prior, same row order.
+PRIOR = "strong_prior.npy"
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded sandbox bundle: label-free inputs and the teacher's soft labels."""
+    """A loaded sandbox bundle: label-free inputs, the teacher's soft labels, and (format 2) the strong
+    student's precomputed features, so a method needs no encoder, no model and no feature cache."""
 
     manifest: dict[str, Any]
     unlabeled: Inputs
     dev: Inputs
     weak: np.ndarray
+    features: np.ndarray | None = None
+    prior: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class BundleMap:
+    """How a written bundle's evaluation items relate to the writer's: ``ids[k]`` is the bundle id of
+    evaluation record ``k`` and ``swapped[k]`` says whether its two texts were swapped (pairwise), so a
+    bundle prediction ``p`` means ``1 - p`` for the original record."""
+
+    ids: list[str]
+    swapped: list[bool]
+
+    def original(self, predictions: dict[str, float]) -> np.ndarray:
+        """Predictions in the writer's evaluation order (raises KeyError for a missing id)."""
+        p = np.array([float(predictions[i]) for i in self.ids], dtype=float)
+        s = np.array(self.swapped, dtype=bool)
+        p[s] = 1.0 - p[s]
+        return p
+
+
+def strong_features(
+    strong: str, prior_hypotheses: Sequence[str], items: Sequence[Item], *, show_progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The strong encoder's features (n, d) and zero-shot prior (n,) for items (trusted side: the
+    encoders and their feature cache never run where submitted code does)."""
+    flat = [t for it in items for t in it.texts]
+    enc = get_encoder(strong)
+    vecs = encode_texts(enc, flat, corpus=flat, show_progress=show_progress)
+    feats = vecs if len(items[0].texts) == 1 else vecs[0::2] - vecs[1::2]
+    hyp = encode_texts(enc, list(prior_hypotheses), corpus=flat, show_progress=False)
+    prior = zero_shot(vecs, hyp, items)
+    return np.asarray(feats, dtype=np.float32), np.array([prior[it.texts] for it in items], dtype=float)
+
+
+def _swap(record: Record) -> Record:
+    assert isinstance(record, PairwiseRecord)
+    label = None if record.label is None else ("B" if record.label == "A" else "A")
+    return record.model_copy(update={"first": record.second, "second": record.first, "label": label})
+
+
+def write_bundle(
+    path: Path,
+    manifest: dict[str, Any],
+    unlabeled: Sequence[Record],
+    weak: np.ndarray,
+    evaluation: Sequence[Record],
+    *,
+    features: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    rekey: np.random.Generator | None = None,
+) -> BundleMap:
+    """Write a label-free bundle (the one writer: export-sandbox, verification, ablations, gate suites).
+
+    ``weak``: the teacher's P(label=True) for ``unlabeled`` (same order). ``features``/``prior``: the
+    strong encoder's rows for unlabeled then evaluation records. With ``rekey`` (the trusted side's
+    RNG) every id and group is replaced by a fresh random key (entities are dropped), records are
+    shuffled, and the two texts of each pairwise record are swapped at random, so neither an id, a
+    position nor an order inside a pair can carry a label; the returned map turns predictions back.
+    Without it (the server's export, whose ids are already keyed) records are written as given.
+    Labels are never written.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    unl, ev = list(unlabeled), list(evaluation)
+    n_u = len(unl)
+    w = np.asarray(weak, dtype=float).copy()
+    feats = None if features is None else np.asarray(features, dtype=np.float32).copy()
+    pri = None if prior is None else np.asarray(prior, dtype=float).copy()
+    swapped = [False] * len(ev)
+    order_u, order_e = list(range(n_u)), list(range(len(ev)))
+    if rekey is not None:
+        names: dict[str, str] = {}
+
+        def key(v: str | None) -> str | None:
+            if v is None:
+                return None
+            if v not in names:
+                names[v] = "k" + "".join(f"{b:02x}" for b in rekey.bytes(8))
+            return names[v]
+
+        flips = rekey.random(n_u + len(ev)) < 0.5
+        recs = unl + ev
+        for k, r in enumerate(recs):
+            if isinstance(r, PairwiseRecord) and flips[k]:
+                recs[k] = _swap(r)
+                if k < n_u:
+                    w[k] = 1.0 - w[k]
+                else:
+                    swapped[k - n_u] = True
+                if feats is not None:
+                    feats[k] = -feats[k]
+                if pri is not None:
+                    pri[k] = 1.0 - pri[k]
+            # entities are the trusted side's split keys: a method needs none, and one left in place
+            # would keep the group structure a group-shuffle ablation removes
+            update = {"id": key(recs[k].id or f"#{k}"), "group": key(recs[k].group), "entity": None}
+            recs[k] = recs[k].model_copy(update=update)
+        unl, ev = recs[:n_u], recs[n_u:]
+        order_u = [int(i) for i in rekey.permutation(n_u)]
+        order_e = [int(i) for i in rekey.permutation(len(ev))]
+    write_jsonl(path / UNLABELED, [unl[i] for i in order_u], with_labels=False)
+    write_jsonl(path / DEV, [ev[i] for i in order_e], with_labels=False)
+    ids_u = [unl[i].id or f"u-{j}" for j, i in enumerate(order_u)]
+    (path / WEAK).write_text(json.dumps({i: float(w[k]) for i, k in zip(ids_u, order_u, strict=True)}))
+    rows = order_u + [n_u + i for i in order_e]
+    if feats is not None and pri is not None:
+        np.save(path / FEATURES, feats[rows])
+        np.save(path / PRIOR, pri[rows])
+    (path / MANIFEST).write_text(json.dumps({"format": BUNDLE_FORMAT, **manifest}, indent=1))
+    for f in path.iterdir():  # readable by the sandbox's unprivileged uid, writable by nobody there
+        f.chmod(0o644)
+    path.chmod(0o755)
+    return BundleMap([ev[k].id or f"d-{j}" for j, k in enumerate(range(len(ev)))], swapped)
 
 
 def load_bundle(path: Path) -> Bundle:
@@ -47,7 +169,7 @@ def load_bundle(path: Path) -> Bundle:
         if not (path / name).is_file():
             raise AarlabError(f"{path / name}: missing; is {path} a bundle from `aarlab export-sandbox`?")
     manifest = json.loads((path / MANIFEST).read_text())
-    if manifest.get("format") != BUNDLE_FORMAT:
+    if manifest.get("format") not in (1, BUNDLE_FORMAT):
         raise AarlabError(f"{path}: bundle format {manifest.get('format')!r}, expected {BUNDLE_FORMAT}")
     schema = manifest["schema"]
     _, unl = read_jsonl(path / UNLABELED, schema, require_labels=False)
@@ -59,18 +181,26 @@ def load_bundle(path: Path) -> Bundle:
     if missing:
         raise AarlabError(f"{path / WEAK}: no weak label for {len(missing)} items (e.g. {missing[0]!r})")
     weak = np.array([weak_map[i] for i in unlabeled.ids], dtype=float)
-    return Bundle(manifest, unlabeled, dev_inputs, weak)
+    features = prior = None
+    if (path / FEATURES).is_file() and (path / PRIOR).is_file():
+        features = np.load(path / FEATURES, allow_pickle=False)
+        prior = np.load(path / PRIOR, allow_pickle=False)
+        n = len(unlabeled) + len(dev_inputs)
+        if features.ndim != 2 or len(features) != n or prior.shape != (n,):
+            raise AarlabError(f"{path}: strong features have shape {features.shape}, expected ({n}, d)")
+    return Bundle(manifest, unlabeled, dev_inputs, weak, features, prior)
 
 
 def _strong_model(bundle: Bundle, seed: int, show_progress: bool) -> EmbedModel:
     items = bundle.unlabeled.items + bundle.dev.items
-    flat = [t for it in items for t in it.texts]
-    enc = get_encoder(bundle.manifest["strong"])
-    vecs = encode_texts(enc, flat, corpus=flat, show_progress=show_progress)
-    feats = vecs if len(items[0].texts) == 1 else vecs[0::2] - vecs[1::2]
-    hyp = encode_texts(enc, list(bundle.manifest["prior_hypotheses"]), corpus=flat, show_progress=False)
-    prior = zero_shot(vecs, hyp, items)
-    return EmbedModel(FeatureTable(enc.id, items, feats), prior, seed, BASE_HEAD)
+    if bundle.features is not None and bundle.prior is not None:
+        feats, prior = bundle.features, bundle.prior
+    else:  # a format-1 bundle: encode here (needs the encoder and its cache)
+        feats, prior = strong_features(
+            bundle.manifest["strong"], bundle.manifest["prior_hypotheses"], items, show_progress=show_progress
+        )
+    scores = {it.texts: float(v) for it, v in zip(items, prior, strict=True)}
+    return EmbedModel(FeatureTable(str(bundle.manifest["strong"]), items, feats), scores, seed, BASE_HEAD)
 
 
 def _random_model(bundle: Bundle, seed: int, show_progress: bool) -> EmbedModel:

@@ -44,40 +44,70 @@ def read_jsonl(
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found (a task directory needs {', '.join(SPLIT_FILES)})")
     records: list[Record] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(
-                    f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})"
-                ) from None
-            if not isinstance(obj, dict):
-                raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            found = detect_schema(obj)
-            if found is None:
-                raise DataFormatError(
-                    f"{path}:{lineno}: cannot tell the schema: a single record needs fields "
-                    f"'question' and 'choice', a pairwise record 'prompt', 'first' and 'second'"
-                )
-            if schema is None:
-                schema = found
-            elif found != schema:
-                raise DataFormatError(
-                    f"{path}:{lineno}: {found} record in a {schema} task (one task uses one schema)"
-                )
-            try:
-                rec: Record = (SingleRecord if schema == "single" else PairwiseRecord).model_validate(obj)
-            except ValidationError as e:
-                raise DataFormatError(f"{path}:{lineno}: {_format_validation(e)}") from None
-            if require_labels and rec.label is None:
-                raise DataFormatError(f"{path}:{lineno}: field 'label': missing (this file needs labels)")
-            records.append(rec)
-    if schema is None:
-        raise DataFormatError(f"{path}: no records (the file is empty)")
+    text = decode_utf8(path)
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataFormatError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        found = detect_schema(obj)
+        if found is None:
+            raise DataFormatError(
+                f"{path}:{lineno}: cannot tell the schema: a single record needs fields "
+                f"'question' and 'choice', a pairwise record 'prompt', 'first' and 'second'"
+            )
+        if schema is None:
+            schema = found
+        elif found != schema:
+            raise DataFormatError(
+                f"{path}:{lineno}: {found} record in a {schema} task (one task uses one schema)"
+            )
+        try:
+            rec: Record = (SingleRecord if schema == "single" else PairwiseRecord).model_validate(obj)
+        except ValidationError as e:
+            raise DataFormatError(f"{path}:{lineno}: {_format_validation(e)}") from None
+        if require_labels and rec.label is None:
+            raise DataFormatError(f"{path}:{lineno}: field 'label': missing (this file needs labels)")
+        records.append(rec)
+    if schema is None or not records:
+        raise DataFormatError(
+            f"{path}: no records (the file is empty); every split needs at least one record, one JSON "
+            "object per line"
+        )
     return schema, records
+
+
+def _guess_encoding(raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 (it starts with a UTF-16 byte-order mark)"
+    try:
+        raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return "an unknown 8-bit encoding"
+    return "Latin-1 / Windows-1252"
+
+
+def decode_utf8(path: Path) -> str:
+    """The text of ``path``, which must be UTF-8 (a UTF-8 byte-order mark is allowed).
+
+    Raises DataFormatError naming the file, the line and byte of the first invalid sequence, the
+    encoding the file seems to be in, and a command that converts it.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        enc = _guess_encoding(raw)
+        src = "UTF-16" if enc.startswith("UTF-16") else "LATIN1"
+        raise DataFormatError(
+            f"{path}:{line}: the file is not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); it "
+            f"looks like {enc}. Save it as UTF-8, e.g. `iconv -f {src} -t UTF-8 {path} > fixed.jsonl`"
+        ) from None
 
 
 def read_task_dir(path: Path) -> tuple[SchemaName, dict[str, list[Record]]]:

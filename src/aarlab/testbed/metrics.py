@@ -1,8 +1,17 @@
-"""Accuracy, AUROC, PGR, and a two-level bootstrap (seeds × test examples) for their CIs.
+"""Accuracy, AUROC, PGR, and a bootstrap that respects the design (items × seeds) for their CIs.
 
 PGR = (transfer − weak) / (ceiling − weak). It is reported as a ratio of seed means, which is far more
 stable than a mean of per-seed ratios when the per-seed gap is small. A PGR is only meaningful when the
 gap is resolvable: :func:`gap_resolvable` is the rule the whole project uses to refuse one.
+
+**The design.** Seeds and evaluation items are *crossed*: a verification scores the same dev/sealed pool
+on every seed, a reference-format directory has one fixed test set, and a built-in task's per-seed test
+sets are overlapping draws from one pool. An item is therefore resampled *once* per bootstrap replicate
+(its multiplicity is shared by every seed and every model that scored it: paired across seeds and
+methods), and the seed level adds only the spread of the seed means themselves (:func:`design_weights`,
+:func:`combine`). Identical seeds add nothing, so repeating a run never narrows an interval; resampling
+each seed's items independently (the old scheme) shrank the item noise by 1/seeds even when all seeds
+scored the same items.
 """
 
 from __future__ import annotations
@@ -10,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student_t
 from sklearn.metrics import roc_auc_score
 
 
@@ -34,12 +45,19 @@ def pgr(weak: float, ceiling: float, transfer: float) -> float:
 
 @dataclass(frozen=True)
 class SeedPredictions:
-    """Test labels and the three models' probabilities for one seed (kept out of any method's reach)."""
+    """Test labels and the three models' probabilities for one seed (kept out of any method's reach).
+
+    ``ids`` names the test items (same order): items with the same id in several seeds are resampled
+    together. Without ids every seed's items count as distinct items. ``ceiling_structured`` is the
+    ceiling after the best structure-aware decoding the platform offers (groups), when the task has groups.
+    """
 
     labels: np.ndarray
     weak: np.ndarray
     ceiling: np.ndarray
     transfer: np.ndarray
+    ids: tuple[str, ...] | None = None
+    ceiling_structured: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +69,13 @@ class Interval:
 
 @dataclass(frozen=True)
 class BootstrapSummary:
-    """Point estimates (means over seeds) and 95% CIs from the two-level bootstrap."""
+    """Point estimates (means over seeds) and 95% CIs from the design-respecting bootstrap.
+
+    ``ceiling``/``gap``/``pgr`` use the plain ceiling (the gold-trained student, structure-blind). When the
+    task has groups, ``ceiling_structured``/``gap_structured``/``pgr_structured`` use the ceiling after the
+    platform's structure-aware decoding: a PGR against it cannot exceed 1 through decoding alone, so it is
+    the figure to rank by (:attr:`pgr_rank`).
+    """
 
     weak: Interval
     ceiling: Interval
@@ -59,6 +83,14 @@ class BootstrapSummary:
     gap: Interval
     pgr: Interval | None
     resolvable: bool
+    ceiling_structured: Interval | None = None
+    gap_structured: Interval | None = None
+    pgr_structured: Interval | None = None
+
+    @property
+    def pgr_rank(self) -> Interval | None:
+        """The PGR to rank by: against the structured ceiling when there is one, else the plain one."""
+        return self.pgr_structured if self.ceiling_structured is not None else self.pgr
 
 
 def _boot_auroc_counts(labels: np.ndarray, proba: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -86,28 +118,144 @@ def resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray
     return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n)
 
 
-def bootstrap_all(
-    seeds: list[SeedPredictions], n_boot: int = 1000, rng_seed: int = 0
-) -> dict[str, BootstrapSummary]:
-    """Accuracy and AUROC summaries from one shared two-level bootstrap (seeds, then test examples).
+@dataclass(frozen=True)
+class DesignWeights:
+    """One bootstrap's replicate weights for a crossed items × seeds design.
 
-    Sharing the resamples keeps the two metrics' CIs consistent and halves the cost.
+    ``items[s]`` is the (n_boot, n_s) multiplicity of seed ``s``'s items (an item shared by several seeds
+    has the same multiplicity in each); ``seeds`` is the (n_boot, S) seed resampling weights (sum 1).
+    """
+
+    items: list[np.ndarray]
+    seeds: np.ndarray
+
+
+def design_weights(
+    ids: list[tuple[str, ...] | None], sizes: list[int], n_boot: int, rng: np.random.Generator
+) -> DesignWeights:
+    """Replicate weights that resample every distinct item once per replicate, and seeds on top.
+
+    ``ids[s]`` names seed ``s``'s items (``None``: its items are distinct from every other seed's).
+    """
+    column: dict[tuple[int, str] | str, int] = {}
+    index = []
+    for s, (names, n) in enumerate(zip(ids, sizes, strict=True)):
+        if names is not None and len(names) != n:
+            raise ValueError(f"seed {s}: {len(names)} item ids for {n} items")
+        keys: list[tuple[int, str] | str] = (
+            [(s, str(i)) for i in range(n)] if names is None else list(names)
+        )
+        index.append(np.array([column.setdefault(k, len(column)) for k in keys], dtype=int))
+    counts = resample_counts(rng, len(column), n_boot)
+    S = len(sizes)
+    seed_w = rng.multinomial(S, np.full(S, 1.0 / S), size=n_boot) / S
+    return DesignWeights([counts[:, idx] for idx in index], seed_w)
+
+
+#: Scale the seed part by t(0.975, S−1) / z(0.975) (few seeds: the seed variance is itself uncertain).
+#: Measured by ``bench/coverage.py``; switch off there with ``--no-t``.
+SEED_T_CORRECTION = True
+
+
+def combine(per_seed: np.ndarray, point: np.ndarray, seed_w: np.ndarray) -> np.ndarray:
+    """Replicates of the seed mean from per-seed item-resampled values and the seeds' own spread.
+
+    ``per_seed`` is (..., n_boot, S): each seed's statistic under the replicate's item weights; ``point``
+    is (..., S): each seed's statistic on the data; ``seed_w`` is (n_boot, S). A replicate is
+
+    * the mean over seeds of ``per_seed`` (item noise; shared items move together), plus
+    * the seed-resampled deviation of the seed means from their mean, shrunk so that it carries only the
+      seed-to-seed variance *beyond* the item noise already in the first part: the spread of seed means
+      s² contains item noise that differs between seeds (item × seed noise, and on a pool which items
+      each seed tests) of size v = (mean_s Var(per_seed_s) − Var(mean_s per_seed_s))·S/(S−1), so the
+      deviations are scaled to variance max(0, s² − v). With few seeds they are also scaled by
+      √(S/(S−1))·t(0.975, S−1)/z(0.975).
+
+    Identical seeds give s² = 0: no seed part, and the interval is the items' alone.
+    """
+    S = point.shape[-1]
+    with np.errstate(invalid="ignore"):
+        item_part = np.nanmean(per_seed, axis=-1)
+    if S < 2:
+        return np.asarray(item_part)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = (np.nanmean(np.nanvar(per_seed, axis=-2), axis=-1) - np.nanvar(item_part, axis=-1)) * S / (S - 1)
+        s2 = np.var(point, axis=-1, ddof=1)
+        shrink = np.sqrt(np.clip(np.where(s2 > 0, 1 - v / s2, 0.0), 0.0, 1.0))
+    scale = np.sqrt(S / (S - 1))
+    if SEED_T_CORRECTION:
+        scale *= float(student_t.ppf(0.975, S - 1) / norm.ppf(0.975))
+    dev = (point - point.mean(axis=-1, keepdims=True)) * shrink[..., None] * scale
+    seed_part = np.einsum("bs,...s->...b", seed_w - 1.0 / S, dev)
+    return np.asarray(item_part + seed_part)
+
+
+def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-replicate weighted mean of per-item values ((n_boot, n) weights, (n,) values); NaN when a
+    replicate gave every item weight zero."""
+    total = weights.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, (weights @ values) / np.maximum(total, 1), np.nan)
+
+
+def bootstrap_all(
+    seeds: list[SeedPredictions],
+    n_boot: int = 1000,
+    rng_seed: int = 0,
+    metrics: tuple[str, ...] = ("accuracy", "auroc"),
+) -> dict[str, BootstrapSummary]:
+    """Accuracy and AUROC summaries from one shared bootstrap over the items × seeds design.
+
+    Items shared across seeds (same id) are resampled once per replicate; seeds add only the spread of
+    their means (see the module docstring). Sharing the resamples keeps the two metrics' CIs consistent.
     """
     rng = np.random.default_rng(rng_seed)
     S = len(seeds)
-    per = {m: np.zeros((3, n_boot, S)) for m in ("accuracy", "auroc")}
-    point = {m: np.zeros((3, S)) for m in ("accuracy", "auroc")}
+    structured = all(sp.ceiling_structured is not None for sp in seeds) and S > 0
+    K = 4 if structured else 3
+    dw = design_weights([sp.ids for sp in seeds], [len(sp.labels) for sp in seeds], n_boot, rng)
+    unknown_metrics = set(metrics) - {"accuracy", "auroc"}
+    if unknown_metrics:
+        raise ValueError(f"unknown metric(s) {sorted(unknown_metrics)}; use 'accuracy' and/or 'auroc'")
+    per = {m: np.zeros((K, n_boot, S)) for m in metrics}
+    point = {m: np.zeros((K, S)) for m in metrics}
     for s, sp in enumerate(seeds):
-        n = len(sp.labels)
-        counts = resample_counts(rng, n, n_boot)
-        for k, proba in enumerate((sp.weak, sp.ceiling, sp.transfer)):
-            correct = ((proba > 0.5) == sp.labels).astype(float)
-            per["accuracy"][k, :, s] = counts @ correct / n
-            point["accuracy"][k, s] = correct.mean()
-            per["auroc"][k, :, s] = _boot_auroc_counts(sp.labels, proba, counts)
-            point["auroc"][k, s] = auroc(sp.labels, proba)
-    seed_w = rng.multinomial(S, np.full(S, 1.0 / S), size=n_boot) / S  # seed resampling weights
-    return {m: _summarise((per[m] * seed_w[None]).sum(axis=2), point[m].mean(axis=1)) for m in per}
+        counts = dw.items[s]
+        models = [sp.weak, sp.ceiling, sp.transfer]
+        if structured:
+            assert sp.ceiling_structured is not None
+            models.append(sp.ceiling_structured)
+        for k, proba in enumerate(models):
+            if "accuracy" in per:
+                correct = ((proba > 0.5) == sp.labels).astype(float)
+                per["accuracy"][k, :, s] = weighted_mean(counts, correct)
+                point["accuracy"][k, s] = correct.mean()
+            if "auroc" in per:
+                per["auroc"][k, :, s] = _boot_auroc_counts(sp.labels, proba, counts)
+                point["auroc"][k, s] = auroc(sp.labels, proba)
+    return {m: _summarise(combine(per[m], point[m], dw.seeds), point[m].mean(axis=1)) for m in per}
+
+
+def accuracy_interval(
+    labels: list[np.ndarray],
+    preds: list[np.ndarray],
+    ids: list[tuple[str, ...]] | None = None,
+    n_boot: int = 1000,
+    rng_seed: int = 0,
+) -> Interval:
+    """Mean accuracy over seeds with its 95% CI over the items × seeds design (one model only)."""
+    rng = np.random.default_rng(rng_seed)
+    names = ids if ids is not None else [None] * len(labels)
+    dw = design_weights(list(names), [len(y) for y in labels], n_boot, rng)
+    per = np.zeros((n_boot, len(labels)))
+    point = np.zeros(len(labels))
+    for s, (y, p) in enumerate(zip(labels, preds, strict=True)):
+        correct = ((np.asarray(p) > 0.5) == np.asarray(y, dtype=bool)).astype(float)
+        per[:, s] = weighted_mean(dw.items[s], correct)
+        point[s] = correct.mean()
+    boot = combine(per, point, dw.seeds)
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5])
+    return Interval(float(point.mean()), float(lo), float(hi))
 
 
 def bootstrap(
@@ -122,21 +270,28 @@ def _summarise(boot: np.ndarray, means: np.ndarray) -> BootstrapSummary:
         lo, hi = np.nanpercentile(samples, [2.5, 97.5])
         return Interval(float(mean), float(lo), float(hi))
 
-    gap_s = boot[1] - boot[0]
-    gap = iv(float(means[1] - means[0]), gap_s)
-    ok = gap_resolvable(gap)
-    pgr_iv = None
-    if ok:
+    def gap_and_pgr(c: int) -> tuple[Interval, Interval | None]:
+        gap_s = boot[c] - boot[0]
+        gap = iv(float(means[c] - means[0]), gap_s)
+        if not gap_resolvable(gap):
+            return gap, None
         with np.errstate(divide="ignore", invalid="ignore"):
             pgr_s = (boot[2] - boot[0]) / gap_s
-        pgr_iv = iv(pgr(means[0], means[1], means[2]), pgr_s)
+        return gap, iv(pgr(means[0], means[c], means[2]), pgr_s)
+
+    gap, pgr_iv = gap_and_pgr(1)
+    structured = len(means) > 3
+    gap_st, pgr_st = gap_and_pgr(3) if structured else (None, None)
     return BootstrapSummary(
         weak=iv(float(means[0]), boot[0]),
         ceiling=iv(float(means[1]), boot[1]),
         transfer=iv(float(means[2]), boot[2]),
         gap=gap,
         pgr=pgr_iv,
-        resolvable=ok,
+        resolvable=pgr_iv is not None,
+        ceiling_structured=iv(float(means[3]), boot[3]) if structured else None,
+        gap_structured=gap_st,
+        pgr_structured=pgr_st,
     )
 
 

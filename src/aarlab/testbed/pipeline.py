@@ -23,6 +23,8 @@ from aarlab.testbed.context import MethodContext, WeakLabels
 from aarlab.testbed.encoders import encode_texts, get_encoder
 from aarlab.testbed.errors import AarlabError, unknown
 from aarlab.testbed.methods import MethodSpec, get_method
+from aarlab.testbed.methods.blocks import group_exclusive
+from aarlab.testbed.methods.failure import is_user_method, method_failed
 from aarlab.testbed.metrics import BootstrapSummary, SeedPredictions, accuracy, auroc, bootstrap_all
 from aarlab.testbed.models import EmbedModel, FeatureTable, StudentModel, zero_shot
 from aarlab.testbed.schema import Item
@@ -136,20 +138,44 @@ class SeedBaseline:
     ceiling_test: np.ndarray
 
 
-def _cache_path(prep: Prepared, seed: int) -> Path:
+#: On a reference-format directory (fixed splits) a run of several seeds trains each seed's teacher,
+#: student and ceiling on this share of ``train_label`` and ``train_unlabel`` (by entity, drawn with the
+#: seed); the test set stays fixed. Without it every seed would repeat the same run.
+FIXED_SPLIT_SUBSAMPLE = 0.8
+
+
+def seed_variation(task: Task, n_seeds: int) -> str:
+    """What a seed changes in a run of ``n_seeds`` seeds on ``task`` (printed with the results)."""
+    if task.fixed_splits is None:
+        return (
+            "the split by entity (teacher's labelled set, unlabeled set, test set), "
+            "hence teacher, student and ceiling"
+        )
+    if n_seeds == 1:
+        return "nothing (fixed splits, one seed: the files as given)"
+    return (
+        f"a {FIXED_SPLIT_SUBSAMPLE:.0%} subsample (by entity) of train_label and of train_unlabel per seed, "
+        "hence teacher, student and ceiling; the test set is fixed (resampled once per bootstrap replicate)"
+    )
+
+
+def _cache_path(prep: Prepared, seed: int, subsample: float | None = None) -> Path:
     head = hashlib.sha256(json.dumps(BASE_HEAD, sort_keys=True).encode()).hexdigest()[:8]
+    tag = "" if subsample is None else f"-sub{subsample:g}"
     return (
         get_settings().experiment_cache
         / f"{prep.task.name}-{prep.fingerprint}"
         / f"{prep.backend}__{prep.weak_id}__{prep.strong_id}__{head}"
-        / f"seed-{seed}.npz"
+        / f"seed-{seed}{tag}.npz"
     )
 
 
-def seed_baseline(prep: Prepared, seed: int, *, use_cache: bool = True) -> SeedBaseline:
-    """Weak teacher and ceiling for one seed (cached on disk)."""
-    splits = prep.task.split(seed)
-    path = _cache_path(prep, seed)
+def seed_baseline(
+    prep: Prepared, seed: int, *, use_cache: bool = True, subsample: float | None = None
+) -> SeedBaseline:
+    """Weak teacher and ceiling for one seed (cached on disk); ``subsample``: see :meth:`Task.split`."""
+    splits = prep.task.split(seed, subsample=subsample)
+    path = _cache_path(prep, seed, subsample)
     if use_cache and path.is_file():
         with np.load(path) as z:
             if len(z["weak_unlabel"]) == len(splits.train_unlabel) and len(z["ceiling_test"]) == len(
@@ -206,8 +232,50 @@ def run_method(
         seed=seed,
         config=cfg,
     )
-    pred = spec.run(ctx)
+    try:
+        pred = spec.run(ctx)
+    except Exception as e:
+        if not is_user_method(spec.source):
+            raise  # a built-in method's failure is aarlab's bug: keep the whole traceback
+        # the user's own code: its frames, not a trace through aarlab's internals
+        raise method_failed(spec.name, spec.source, e, f"running run(ctx) on seed {seed}") from e
     return validate_predictions(pred, len(ctx.test), f"method {spec.name!r}"), ctx.notes
+
+
+def has_groups(groups: list[str | None] | tuple[str | None, ...]) -> bool:
+    """Does a test set carry group structure (some group with two or more items)?"""
+    seen: set[str] = set()
+    for g in groups:
+        if g is not None:
+            if g in seen:
+                return True
+            seen.add(g)
+    return False
+
+
+def structured_ceiling(ceiling: np.ndarray, groups: list[str | None]) -> np.ndarray | None:
+    """The ceiling after the best structure-aware decoding the platform's blocks offer (``compose``'s
+    ``consistency: exclusive``, :func:`group_exclusive`), or ``None`` when the items have no groups."""
+    return group_exclusive(ceiling, groups) if has_groups(groups) else None
+
+
+def item_keys(items: tuple[Item, ...]) -> tuple[str, ...]:
+    """Keys that identify an item across seeds: its texts (a built-in task numbers items per split, so
+    its ids are positions, not identities)."""
+    return tuple("\x1f".join(it.texts) for it in items)
+
+
+def seed_predictions(base: SeedBaseline, transfer: np.ndarray) -> SeedPredictions:
+    """One seed's scored predictions: item ids (for the paired bootstrap) and both ceilings."""
+    test = base.splits.test
+    return SeedPredictions(
+        test.labels,
+        base.weak_test,
+        base.ceiling_test,
+        transfer,
+        ids=item_keys(test.items),
+        ceiling_structured=structured_ceiling(base.ceiling_test, [it.group for it in test.items]),
+    )
 
 
 @dataclass
@@ -226,9 +294,11 @@ class ExperimentResult:
     seconds: float
     uses_teacher: bool = True
     predictions: list[SeedPredictions] = field(default_factory=list, repr=False)
+    seed_varies: str = ""
 
     def to_json(self) -> dict[str, Any]:
         acc, au = self.accuracy, self.auroc
+        st = acc.ceiling_structured
         return {
             "task": self.task,
             "method": self.method,
@@ -253,6 +323,14 @@ class ExperimentResult:
             "transfer_auroc": au.transfer.mean,
             "auroc_pgr": au.pgr.mean if au.pgr else None,
             "auroc_pgr_ci": [au.pgr.low, au.pgr.high] if au.pgr else None,
+            "ceiling_structured_acc": st.mean if st else None,
+            "ceiling_structured_acc_ci": [st.low, st.high] if st else None,
+            "pgr_structured": acc.pgr_structured.mean if acc.pgr_structured else None,
+            "pgr_structured_ci": [acc.pgr_structured.low, acc.pgr_structured.high]
+            if acc.pgr_structured
+            else None,
+            "pgr_rank": acc.pgr_rank.mean if acc.pgr_rank else None,
+            "seed_varies": self.seed_varies,
             "uses_teacher": self.uses_teacher,
             "note": None
             if acc.resolvable
@@ -287,13 +365,16 @@ def run_experiment(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise AarlabError("need at least one seed")
+    if len(set(seed_list)) != len(seed_list):
+        raise AarlabError(f"seeds must be distinct; got {seed_list} (a repeated seed repeats the same run)")
+    subsample = FIXED_SPLIT_SUBSAMPLE if task_obj.fixed_splits is not None and len(seed_list) > 1 else None
     per_seed, preds = [], []
     for seed in seed_list:
-        base = seed_baseline(prep, seed, use_cache=use_cache)
+        base = seed_baseline(prep, seed, use_cache=use_cache, subsample=subsample)
         ts = time.perf_counter()
         transfer, notes = run_method(prep, base, spec, config, seed)
         labels = base.splits.test.labels
-        sp = SeedPredictions(labels, base.weak_test, base.ceiling_test, transfer)
+        sp = seed_predictions(base, transfer)
         preds.append(sp)
         per_seed.append(
             {
@@ -322,4 +403,5 @@ def run_experiment(
         seconds=time.perf_counter() - t0,
         uses_teacher=spec.uses_teacher,
         predictions=preds,
+        seed_varies=seed_variation(task_obj, len(seed_list)),
     )

@@ -23,7 +23,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from aarlab.testbed.methods import MethodSpec, get_method
-from aarlab.testbed.pipeline import Prepared, SeedBaseline, prepare, run_method, seed_baseline
+from aarlab.testbed.pipeline import (
+    Prepared,
+    SeedBaseline,
+    item_keys,
+    prepare,
+    run_method,
+    seed_baseline,
+)
 from aarlab.testbed.tasks import load_task
 from aarlab.transfer.stats import DeltaEstimate, PairedSeed, holm, paired_delta
 
@@ -156,6 +163,7 @@ def collect_suite(
                 ceiling=base.ceiling_test,
                 baseline=_default_runner(prep, base, baseline, None, seed),  # the baseline is trusted code
                 method=runner(prep, base, spec, config, seed),
+                ids=item_keys(base.splits.test.items),
             )
         )
     return out

@@ -42,7 +42,7 @@ def synthetic(seed: PairedSeed, effect: float, noise: float, rng: np.random.Gene
         fix = rng.choice(wrong, size=k, replace=False)
         p = p.copy()
         p[fix] = np.where(seed.labels[fix], 0.9, 0.1)
-    return PairedSeed(seed.labels, seed.weak, seed.ceiling, seed.baseline, p)
+    return PairedSeed(seed.labels, seed.weak, seed.ceiling, seed.baseline, p, seed.ids)
 
 
 def simulate(

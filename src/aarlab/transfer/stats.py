@@ -1,8 +1,10 @@
-"""Paired statistics for ΔPGR: bootstrap over seeds × examples, one-sided tests, Holm, power.
+"""Paired statistics for ΔPGR: bootstrap over the items × seeds design, one-sided tests, Holm, power.
 
 ΔPGR(method vs baseline) on one suite = (acc_method − acc_baseline) / (acc_ceiling − acc_weak), with
 weak, ceiling and both methods evaluated on the same seeds and the same test items, so every bootstrap
-resample is *paired*: the same items and seeds for all four models.
+resample is *paired*: the same items and seeds for all four models. A suite's per-seed test sets are
+overlapping draws from one pool, so an item (``ids``) is resampled once per replicate across all seeds
+(:func:`aarlab.testbed.metrics.design_weights`); seeds add only the spread of their own means.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from aarlab.testbed.metrics import resample_counts
+from aarlab.testbed.metrics import combine, design_weights, weighted_mean
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class PairedSeed:
     ceiling: np.ndarray
     baseline: np.ndarray
     method: np.ndarray
+    #: Item identities (same order); items shared by several seeds are resampled together.
+    ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,20 +57,18 @@ class DeltaEstimate:
 
 
 def paired_delta(seeds: list[PairedSeed], n_boot: int = 2000, rng_seed: int = 0) -> DeltaEstimate:
-    """Two-level paired bootstrap (seeds, then items) of ΔPGR and both PGRs."""
+    """Paired bootstrap (items once per replicate, seeds on top) of ΔPGR and both PGRs."""
     rng = np.random.default_rng(rng_seed)
     S = len(seeds)
+    dw = design_weights([sp.ids for sp in seeds], [len(sp.labels) for sp in seeds], n_boot, rng)
     per = np.zeros((4, n_boot, S))
     point = np.zeros((4, S))
     for s, sp in enumerate(seeds):
-        n = len(sp.labels)
-        counts = resample_counts(rng, n, n_boot)
         for k, p in enumerate((sp.weak, sp.ceiling, sp.baseline, sp.method)):
             correct = ((p > 0.5) == sp.labels).astype(float)
-            per[k, :, s] = counts @ correct / n
+            per[k, :, s] = weighted_mean(dw.items[s], correct)
             point[k, s] = correct.mean()
-    w = rng.multinomial(S, np.full(S, 1.0 / S), size=n_boot) / S
-    boot = (per * w[None]).sum(axis=2)
+    boot = combine(per, point, dw.seeds)
     weak, ceil, base, meth = point.mean(axis=1)
     gap_b = boot[1] - boot[0]
     with np.errstate(divide="ignore", invalid="ignore"):

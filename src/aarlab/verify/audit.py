@@ -1,10 +1,12 @@
 """Python audit hooks for untrusted method code (installed in the sandbox child before it imports it).
 
-Records, as JSON lines, every event that matters for reward hacking: opening files outside the
-sandbox, network use, subprocesses, native-library loading, and ``exec``/``eval``/``compile`` of
-dataset text (how an agent "runs the code candidates against the tests"). Network, subprocesses and
-reads of forbidden paths (the server's data directory, its database) are also *blocked*. Hooks cannot
-be removed once installed (PEP 578), so method code cannot switch them off from Python.
+Telemetry for the review queue, not a security boundary (the kernel confinement in
+:mod:`aarlab.sandbox` is). Records, as JSON lines on the parent's pipe, every event that matters for
+reward hacking: opening files outside the sandbox, network use, subprocesses, native-library loading,
+and ``exec``/``eval``/``compile`` of dataset text (how an agent "runs the code candidates against the
+tests"). Network, subprocesses and reads of forbidden paths are also refused at the Python level. A
+method can tamper with the hook object or bypass it with native calls; what it then reaches is still
+only what the confinement shows it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 BLOCKED_EVENTS = {
@@ -33,6 +34,7 @@ BLOCKED_EVENTS = {
     "os.forkpty",
     "pty.spawn",
 }
+_LISTING = ("os.listdir", "os.scandir", "glob.glob")
 RECORDED_EVENTS = BLOCKED_EVENTS | {"os.kill", "webbrowser.open"}
 
 
@@ -45,6 +47,8 @@ class AuditPolicy:
     forbidden_roots: list[str] = field(default_factory=list)
     dataset_texts: list[str] = field(default_factory=list)
     min_text_len: int = 24
+    #: top-level modules that hold ground truth: importing one is evidence of looking for labels
+    forbidden_modules: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -93,7 +97,8 @@ class Auditor:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if self.counts[kind] > 50:  # enough evidence; do not let a loop fill the disk
             return
-        self.log.write(json.dumps({"t": round(time.time(), 3), "event": kind, **detail}, default=str) + "\n")
+        event = {"t": round(time.time(), 3), "event": kind, **detail}
+        self.log.write(json.dumps({"audit": event}, default=str) + "\n")
         self.log.flush()
 
     @staticmethod
@@ -112,6 +117,14 @@ class Auditor:
     def _handle(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             self._open(args)
+        elif event == "import" and args and isinstance(args[0], str):
+            top = args[0].split(".", 1)[0]
+            if top in self.policy.forbidden_modules:
+                self.write("forbidden_open", path=args[0], mode="import", blocked=True)
+        elif event in _LISTING and args and isinstance(args[0], (str, bytes)):
+            path = os.path.realpath(os.fsdecode(args[0]))
+            if self._under(path, self.forbidden):  # looking for the labels is evidence too
+                self.write("forbidden_open", path=path, mode="list", blocked=True)
         elif event in ("compile", "exec"):
             self._code(event, args)
         elif event == "ctypes.dlopen" and args and isinstance(args[0], str) and "/" in args[0]:
@@ -156,22 +169,11 @@ class Auditor:
                 return
 
 
-def install(policy: AuditPolicy, log_path: Path) -> Auditor:
-    """Install the hook for the rest of this process's life (irreversible by design)."""
-    log = log_path.open("a", encoding="utf-8")  # opened before the hook: always writable
-    auditor = Auditor(policy, log)
+def install(policy: AuditPolicy, channel: TextIO) -> Auditor:
+    """Install the hook for the rest of this process's life; events go to ``channel`` (the parent's
+    pipe) as ``{"audit": {...}}`` lines. Telemetry, not a barrier: PEP 578 hooks live in the same
+    interpreter as the code they watch, which can reach and disable them (the kernel confinement is
+    what keeps labels out of reach)."""
+    auditor = Auditor(policy, channel)
     sys.addaudithook(auditor)
     return auditor
-
-
-def read_events(log_path: Path) -> list[dict[str, Any]]:
-    """Parse an audit log written by :func:`install` (missing file → no events)."""
-    if not log_path.is_file():
-        return []
-    out = []
-    for line in log_path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            out.append({"event": "corrupt_log_line", "line": line[:200]})
-    return out

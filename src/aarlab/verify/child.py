@@ -1,8 +1,10 @@
-"""Entry point of the sandbox child: ``python -I -m aarlab.verify.child SPEC.json``.
+"""Entry point of the sandbox child: ``python -I -m aarlab.verify.child`` with the spec on stdin.
 
-Order matters: limits and audit hooks are in place *before* any untrusted code is imported. The spec
-names a trusted entry function (``module:function``) that loads and runs the untrusted method; its
-JSON-serialisable return value is written to the spec's ``out`` file.
+Order matters: the seccomp filter and the audit hook are in place *before* any untrusted code is
+imported. The spec names a
+trusted entry function (``module:function``) that loads and runs the untrusted method; its
+JSON-serialisable return value, or the exception it raised, goes to the parent as one JSON line on
+fd 3 (a pipe), after the audit events. The hook is telemetry: the confinement is the kernel's.
 """
 
 from __future__ import annotations
@@ -12,32 +14,46 @@ import json
 import os
 import sys
 import traceback
-from pathlib import Path
+from typing import TextIO
 
 
-def main(spec_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+def _channel() -> TextIO:
+    try:
+        return os.fdopen(3, "w", encoding="utf-8", buffering=1)
+    except OSError:  # run by hand without a channel: write to stdout instead
+        return sys.stdout
+
+
+def main() -> int:
+    chan = _channel()
+    spec = json.loads(sys.stdin.read())
+    from aarlab.sandbox.seccomp import install as load_seccomp
     from aarlab.verify.audit import AuditPolicy, install
 
-    install(AuditPolicy.from_json(spec["policy"]), Path(spec["audit_log"]))
-    out = Path(spec["out"])
+    why = load_seccomp()  # before any untrusted code: irreversible
+    if why:
+        chan.write(json.dumps({"audit": {"event": "seccomp_unavailable", "why": why}}) + "\n")
+    install(AuditPolicy.from_json(spec["policy"]), chan)
     try:
         module, _, func = spec["entry"].partition(":")
         fn = getattr(importlib.import_module(module), func)
         result = fn(**spec.get("kwargs", {}))
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ok": True, "result": result}), encoding="utf-8")
-        tmp.replace(out)
-        return 0
+        line = json.dumps({"result": result})
     except BaseException as e:  # report every failure of untrusted code as data, never crash silently
-        tb = traceback.format_exc(limit=8)
-        out.write_text(
-            json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": tb[-4000:]}),
-            encoding="utf-8",
+        line = json.dumps(
+            {
+                "error": {
+                    "type": type(e).__name__,
+                    "message": str(e)[:4000],
+                    "traceback": traceback.format_exc(limit=12)[-6000:],
+                }
+            }
         )
-        return 1
+    chan.write(line + "\n")
+    chan.flush()
+    return 0
 
 
 if __name__ == "__main__":
     os.umask(0o077)
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())

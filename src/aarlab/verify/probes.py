@@ -69,19 +69,15 @@ def allocate(mb: int) -> int:
 
 def echo_job(job: tuple[str, int]) -> tuple[str, object, list[str]]:
     """A verification-shaped executor job (importable by Ray workers): confined child, evidence, result."""
-    from pathlib import Path
-
     from aarlab.verify.audit import AuditPolicy, default_read_roots
-    from aarlab.verify.sandbox import Limits, run_sandboxed
+    from aarlab.verify.sandbox import SANDBOX, Limits, run_sandboxed
 
-    root, value = job
-    work = Path(root) / f"job-{value}"
+    _, value = job
     out = run_sandboxed(
         "aarlab.verify.probes:echo",
         {"value": value * 10},
-        workdir=work,
-        policy=AuditPolicy(sandbox=str(work), read_roots=default_read_roots()),
-        aarlab_home=str(work),
+        binds=(),
+        policy=AuditPolicy(sandbox=SANDBOX, read_roots=default_read_roots()),
         limits=Limits(wall_s=60),
     )
     return out.status, out.result, [e["event"] for e in out.events]

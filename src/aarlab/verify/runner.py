@@ -10,8 +10,7 @@ turns audit events, ablations, claims and sanity bounds into flags.
 
 from __future__ import annotations
 
-import importlib.util
-import json
+import secrets
 import shutil
 import threading
 import time
@@ -21,25 +20,32 @@ from typing import Any, Literal
 
 import numpy as np
 
-from aarlab.config import get_settings
-from aarlab.oversight.ablations import AblationReport, judge
-from aarlab.oversight.flags import Flag, ablation_flags, audit_flags, claim_flags, sanity_flags
-from aarlab.testbed.bundle import BUNDLE_FORMAT, DEV, MANIFEST, UNLABELED, WEAK
-from aarlab.testbed.errors import AarlabError
-from aarlab.testbed.loader import SPLIT_FILES, read_jsonl, write_jsonl
-from aarlab.testbed.metrics import SeedPredictions, bootstrap_all, resample_counts
-from aarlab.testbed.pipeline import prepare, seed_baseline, validate_predictions
-from aarlab.testbed.schema import LabeledSet, Record
-from aarlab.testbed.tasks import Task, get_spec, split_by_entity
-from aarlab.verify.audit import AuditPolicy, default_read_roots
-from aarlab.verify.sandbox import Limits, run_sandboxed
+from aarlab.oversight.ablations import AblationReport, judge, paired_drop
+from aarlab.oversight.flags import (
+    Flag,
+    ablation_flags,
+    audit_flags,
+    claim_flags,
+    failure_flag,
+    sanity_flags,
+    structure_flag,
+)
+from aarlab.testbed.loader import SPLIT_FILES, read_jsonl
+from aarlab.testbed.metrics import SeedPredictions, accuracy_interval, bootstrap_all
+from aarlab.testbed.pipeline import Prepared, prepare, seed_baseline, structured_ceiling
+from aarlab.testbed.schema import Record
+from aarlab.testbed.tasks import Splits, Task, split_by_entity
+from aarlab.testbed.tasks.registry import ground_truth_locations
+from aarlab.verify.execute import MethodRun, ablation_variants, execute_runs, has_groups
+from aarlab.verify.sandbox import Limits
 
 Status = Literal["verified", "failed"]
 
 #: The trusted parent's numeric work (teacher and ceiling training, scoring) runs one job at a time:
 #: concurrent BLAS calls from several worker threads were seen to spin forever in OpenBLAS. The
 #: sandboxed method runs, where the time goes, still overlap.
-_PARENT_LOCK = threading.Lock()
+PARENT_LOCK = threading.Lock()
+_PARENT_LOCK = PARENT_LOCK
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class VerifySettings:
 
     seeds: tuple[int, ...] = (1001, 1002, 1003)
     ablation_seeds: int = 2
+    #: The server's worker replaces ``seeds`` by as many seeds drawn per result (keyed by its secret and
+    #: the result id, stored with the score); False: use ``seeds`` as given (reproductions).
+    draw_per_result: bool = True
     limits: Limits = field(default_factory=Limits)
     ablations: bool = True
 
@@ -71,10 +80,22 @@ class VerifiedRun:
     flags: list[Flag] = field(default_factory=list)
     ablation: AblationReport | None = None
     per_seed: list[dict[str, Any]] = field(default_factory=list)
+    #: Against the ceiling with the platform's structure-aware decoding (tasks with groups only).
+    ceiling_structured_acc: float | None = None
+    pgr_structured: float | None = None
+    pgr_structured_ci: tuple[float, float] | None = None
+    seeds: tuple[int, ...] = ()
+    #: Mean over seeds of the method's dev probabilities, by dev item id (for the result Ladder and the
+    #: probing detector; never shown to an agent).
+    dev_predictions: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "seeds": list(self.seeds),
+            "ceiling_structured_acc": self.ceiling_structured_acc,
+            "pgr_structured": self.pgr_structured,
+            "pgr_structured_ci": list(self.pgr_structured_ci) if self.pgr_structured_ci else None,
             "reason": self.reason,
             "dev_acc": self.dev_acc,
             "dev_ci": list(self.dev_ci) if self.dev_ci else None,
@@ -103,26 +124,14 @@ class TaskSource:
     forbidden: tuple[str, ...] = ()  # paths the method must never read (data dir, database)
 
 
-def _module_dir(name: str) -> str | None:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        return None
-    return str(Path(spec.origin).parent)
-
-
 def forbidden_paths(source: TaskSource) -> list[str]:
-    """The server's data and database, the packages that hold the task's ground truth, and the local
-    cache of built-in task pools (labelled records)."""
-    out = [str(p) for p in source.forbidden] + [str(get_settings().data_cache)]
+    """Everything a method must never see for this task: the server's data and database, every
+    built-in task's ground-truth packages and pool cache, and the directory the task came from."""
+    dirs = [source.directory]
     origin = str(source.meta.get("source", ""))
-    if origin.startswith("builtin:"):
-        for mod in get_spec(origin.split(":", 1)[1]).source_modules:
-            d = _module_dir(mod)
-            if d:
-                out.append(d)
-    elif origin and Path(origin).is_dir():  # the labelled directory the task was initialised from
-        out.append(str(Path(origin).resolve()))
-    return out
+    if origin and not origin.startswith("builtin:") and Path(origin).is_dir():
+        dirs.append(Path(origin))
+    return [*map(str, source.forbidden), *map(str, ground_truth_locations(*dirs))]
 
 
 def _seed_task(source: TaskSource, seed: int) -> tuple[Task, list[Record]]:
@@ -141,42 +150,22 @@ def _seed_task(source: TaskSource, seed: int) -> tuple[Task, list[Record]]:
     return task, parts["test"]
 
 
-def _write_bundle(
-    path: Path,
-    source: TaskSource,
-    unlabel: LabeledSet,
-    weak: np.ndarray,
-    unlabel_records: list[Record],
-    eval_records: list[Record],
-) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    write_jsonl(path / UNLABELED, unlabel_records, with_labels=False)
-    write_jsonl(path / DEV, eval_records, with_labels=False)
-    (path / WEAK).write_text(json.dumps({it.id: float(p) for it, p in zip(unlabel.items, weak, strict=True)}))
-    manifest = {
-        "format": BUNDLE_FORMAT,
-        "task": source.name,
-        "schema": source.meta["schema"],
-        "weak": source.meta["weak"],
-        "strong": source.meta["strong"],
-        "prior_hypotheses": source.meta["prior_hypotheses"],
-        "purpose": "verification",
-    }
-    (path / MANIFEST).write_text(json.dumps(manifest))
+def _acc_ci(
+    labels: list[np.ndarray], preds: list[np.ndarray], ids: list[tuple[str, ...]] | None = None
+) -> tuple[float, tuple[float, float]]:
+    """Mean dev accuracy over seeds and its 95% CI (the dev items are shared by every seed, so each is
+    resampled once per replicate: :func:`aarlab.testbed.metrics.accuracy_interval`)."""
+    iv = accuracy_interval(labels, preds, ids)
+    return iv.mean, (iv.low, iv.high)
 
 
-def _acc_ci(labels: list[np.ndarray], preds: list[np.ndarray]) -> tuple[float, tuple[float, float]]:
-    rng = np.random.default_rng(0)
-    accs = [float(np.mean((p > 0.5) == y)) for p, y in zip(preds, labels, strict=True)]
-    boots = np.mean(
-        [
-            resample_counts(rng, len(y), 1000) @ ((p > 0.5) == y).astype(float) / len(y)
-            for p, y in zip(preds, labels, strict=True)
-        ],
-        axis=0,
-    )
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return float(np.mean(accs)), (float(lo), float(hi))
+def mean_by_id(ids: list[tuple[str, ...]], preds: list[np.ndarray]) -> dict[str, float]:
+    """Each item's probability averaged over the seeds that scored it."""
+    sums: dict[str, list[float]] = {}
+    for names, p in zip(ids, preds, strict=True):
+        for i, v in zip(names, p, strict=True):
+            sums.setdefault(i, []).append(float(v))
+    return {i: float(np.mean(v)) for i, v in sums.items()}
 
 
 def _single_run_interval(
@@ -193,6 +182,49 @@ def _single_run_interval(
     return min(mean_ci[0], m - half), max(mean_ci[1], m + half)
 
 
+def null_teachers(
+    prep: Prepared, splits: Splits, seed: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """The weak teacher retrained on labels that carry no information (a permutation of the real ones;
+    Bernoulli draws at the real base rate): its scores on the unlabeled items, for the teacher ablations.
+    A probe trained on nothing still looks like a probe (smooth over the features), which is what keeps
+    the ablated teacher from being told apart by its shape."""
+    y = splits.train_label.labels.astype(float)
+    labels = {
+        "teacher_permuted": rng.permutation(y),
+        "teacher_random": (rng.random(len(y)) < max(min(y.mean(), 0.95), 0.05)).astype(float),
+    }
+    out = {}
+    for kind, target in labels.items():
+        model = prep.weak_model(seed).fit(splits.train_label.inputs, target)
+        out[kind] = np.asarray(model.predict_proba(splits.train_unlabel.inputs), dtype=float)
+    return out
+
+
+def _manifest(source: TaskSource) -> dict[str, Any]:
+    """The manifest of every bundle of this task: identical for real runs and ablations."""
+    return {
+        "task": source.name,
+        "schema": source.meta["schema"],
+        "weak": source.meta["weak"],
+        "strong": source.meta["strong"],
+        "prior_hypotheses": source.meta["prior_hypotheses"],
+    }
+
+
+def _failed(
+    t0: float, method_seconds: float, seed: int, res: Any, events: list[dict[str, Any]]
+) -> VerifiedRun:
+    run = VerifiedRun(
+        "failed",
+        f"seed {seed}: {res.reason}",
+        seconds=time.perf_counter() - t0,
+        method_seconds=method_seconds,
+    )
+    run.flags = [*audit_flags(events), failure_flag(res.name, seed, res.status, res.reason, res.detail)]
+    return run
+
+
 def verify(
     source: TaskSource,
     method_dir: Path,
@@ -201,25 +233,25 @@ def verify(
     claimed: dict[str, float] | None = None,
     settings: VerifySettings | None = None,
 ) -> VerifiedRun:
-    """Re-execute a method snapshot on fresh seeds in the sandbox and score it (never raises for the
-    method's own failures: they become a ``failed`` run with the reason)."""
+    """Re-execute a method snapshot on fresh seeds, one confined child per run, and score it (never
+    raises for the method's own failures: they become a ``failed`` run with an agent-safe reason and an
+    overseer flag carrying the detail)."""
     settings = settings or VerifySettings()
     t0 = time.perf_counter()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    home = get_settings().home
-    policy = AuditPolicy(
-        sandbox=str(workdir),
-        read_roots=default_read_roots([str(home / "features"), str(home / "models"), str(method_dir)]),
-        forbidden_roots=forbidden_paths(source),
-        dataset_texts=[],
-    )
+    hidden = forbidden_paths(source)
+    manifest = _manifest(source)
     dev_lab, dev_pred, sealed_preds, events = [], [], [], []
+    dev_ids: list[tuple[str, ...]] = []
     abl: dict[str, list[np.ndarray]] = {
         k: [] for k in ("normal", "teacher_permuted", "teacher_random", "student_random")
     }
     abl_labels: list[np.ndarray] = []
+    group_normal: list[np.ndarray] = []
+    group_shuffled: list[np.ndarray] = []
     errors: dict[str, str] = {}
+    failed_ablations: list[Flag] = []
     method_seconds = 0.0
     per_seed = []
     for k, seed in enumerate(settings.seeds):
@@ -227,98 +259,88 @@ def verify(
         with _PARENT_LOCK:
             prep = prepare(task, source.meta["weak"], source.meta["strong"], show_progress=False)
             base = seed_baseline(prep, seed, use_cache=False)
-        splits = base.splits
-        texts = {t for it in splits.test.items for t in it.texts}
-        policy.dataset_texts = sorted(texts)[:5000]
+            strong = prep.strong_model(seed)
+            splits = base.splits
+            unl, test = splits.train_unlabel.inputs, splits.test.inputs
+            features = np.vstack([strong.features(unl), strong.features(test)])
+            prior = np.concatenate([strong.prior(unl), strong.prior(test)])
         unl_records = task.fixed_splits["train_unlabel"] if task.fixed_splits else []
-        bdir = workdir / f"bundle-{seed}"
-        _write_bundle(bdir, source, splits.train_unlabel, base.weak_unlabel, unl_records, eval_records)
-        runs = [
-            {
-                "bundle": str(bdir),
-                "method": str(method_dir),
-                "config": config,
-                "seed": seed,
-                "student": "real",
-            }
-        ]
-        kinds: list[str] = []
-        if settings.ablations and k < settings.ablation_seeds:
-            rng = np.random.default_rng(20_000 + seed)
-            variants = {
-                "teacher_permuted": (rng.permutation(base.weak_unlabel), "real"),
-                "teacher_random": (rng.random(len(base.weak_unlabel)), "real"),
-                "student_random": (base.weak_unlabel, "random"),
-            }
-            for kind, (weak, student) in variants.items():
-                vdir = workdir / f"bundle-{seed}-{kind}"
-                _write_bundle(vdir, source, splits.train_unlabel, weak, unl_records, eval_records)
-                runs.append(
-                    {
-                        "bundle": str(vdir),
-                        "method": str(method_dir),
-                        "config": config,
-                        "seed": seed,
-                        "student": student,
-                    }
-                )
-                kinds.append(kind)
-        out = run_sandboxed(
-            "aarlab.verify.jobs:method_jobs",
-            {"runs": runs},
-            workdir=workdir / f"run-{seed}",
-            policy=policy,
-            aarlab_home=str(home),
-            limits=settings.limits,
+        real = MethodRun(
+            "normal", seed, manifest, unl_records, base.weak_unlabel, eval_records, features, prior
         )
-        events.extend(out.events)
-        method_seconds += out.seconds
-        first = out.result[0] if out.status == "ok" else None
-        if first is None or not first["ok"]:
-            why = f"{out.status}: {out.reason}" if first is None else first["error"]
-            run = VerifiedRun(
-                "failed",
-                f"seed {seed}: {why}",
-                seconds=time.perf_counter() - t0,
-                method_seconds=method_seconds,
-            )
-            run.flags = audit_flags(events)
-            return run
+        runs = [real]
+        if settings.ablations and k < settings.ablation_seeds:
+            rng = np.random.default_rng(secrets.randbits(64))
+            with _PARENT_LOCK:
+                nulls = null_teachers(prep, splits, seed, rng)
+            runs += ablation_variants(real, rng, null_teachers=nulls, groups=has_groups(eval_records))
+        texts = sorted({t for it in splits.test.items for t in it.texts})
+        results = execute_runs(
+            runs,
+            method_dir,
+            config,
+            workdir / f"seed-{k}",
+            limits=settings.limits,
+            hidden=hidden,
+            dataset_texts=texts,
+        )
+        for res in results.values():
+            events.extend(res.events)
+            method_seconds += res.seconds
+        first = results["normal"]
+        if first.predictions is None:
+            return _failed(t0, method_seconds, seed, first, events)
+        pred = first.predictions
         ids = [it.id for it in splits.test.items]
-        try:
-            pred = validate_predictions([first["predictions"][i] for i in ids], len(ids), "the method")
-        except (KeyError, AarlabError) as e:
-            bad = VerifiedRun("failed", f"seed {seed}: bad predictions: {e}")
-            bad.seconds = time.perf_counter() - t0
-            bad.flags = audit_flags(events)  # a method that hid a blocked read must still be flagged
-            return bad
         mask = np.array([source.is_dev.get(i, False) for i in ids])
         y = splits.test.labels
         dev_lab.append(y[mask])
         dev_pred.append(pred[mask])
-        sealed_preds.append(
-            SeedPredictions(y[~mask], base.weak_test[~mask], base.ceiling_test[~mask], pred[~mask])
+        dev_ids.append(tuple(i for i, m in zip(ids, mask, strict=True) if m))
+        structured = structured_ceiling(base.ceiling_test, [it.group for it in splits.test.items])
+        sealed_preds.append(  # the evaluation pool is the same on every seed: paired by item id
+            SeedPredictions(
+                y[~mask],
+                base.weak_test[~mask],
+                base.ceiling_test[~mask],
+                pred[~mask],
+                ids=tuple(i for i, m in zip(ids, mask, strict=True) if not m),
+                ceiling_structured=None if structured is None else structured[~mask],
+            )
         )
         per_seed.append(
             {
                 "seed": seed,
                 "dev_acc": float(np.mean((pred[mask] > 0.5) == y[mask])),
                 "sealed_acc": float(np.mean((pred[~mask] > 0.5) == y[~mask])),
-                "sandbox_seconds": round(out.seconds, 2),
+                "sandbox_seconds": round(first.seconds, 2),
             }
         )
-        if kinds:
+        if len(runs) > 1:
             abl_labels.append(y[~mask])
             abl["normal"].append(pred[~mask])
-            for kind, res in zip(kinds, out.result[1:], strict=True):
-                if res["ok"] and all(i in res["predictions"] for i in ids):
-                    abl[kind].append(np.array([res["predictions"][i] for i in ids], dtype=float)[~mask])
-                else:
-                    errors[kind] = res.get("error", "missing predictions")
+            for kind in ("teacher_permuted", "teacher_random", "student_random"):
+                res = results[kind]
+                if res.predictions is not None:
+                    abl[kind].append(res.predictions[~mask])
+                else:  # the method fails only when ablated: itself evidence, and never a free pass
+                    errors[kind] = res.reason
+                    failed_ablations.append(failure_flag(kind, seed, res.status, res.reason, res.detail))
                     abl[kind].append(np.full(int((~mask).sum()), 0.5))
+            if "group_shuffle" in results:
+                res = results["group_shuffle"]
+                group_normal.append(pred[~mask])
+                if res.predictions is not None:
+                    group_shuffled.append(res.predictions[~mask])
+                else:
+                    errors["group_shuffle"] = res.reason
+                    failed_ablations.append(
+                        failure_flag("group_shuffle", seed, res.status, res.reason, res.detail)
+                    )
+                    group_shuffled.append(np.full(int((~mask).sum()), 0.5))
     with _PARENT_LOCK:
         summary = bootstrap_all(sealed_preds)["accuracy"]
-        dev_acc, dev_ci = _acc_ci(dev_lab, dev_pred)
+        dev_acc, dev_ci = _acc_ci(dev_lab, dev_pred, dev_ids)
     run = VerifiedRun(
         "verified",
         "",
@@ -333,8 +355,15 @@ def verify(
         time.perf_counter() - t0,
         method_seconds,
         per_seed=per_seed,
+        ceiling_structured_acc=summary.ceiling_structured.mean if summary.ceiling_structured else None,
+        pgr_structured=summary.pgr_structured.mean if summary.pgr_structured else None,
+        pgr_structured_ci=(summary.pgr_structured.low, summary.pgr_structured.high)
+        if summary.pgr_structured
+        else None,
+        seeds=tuple(settings.seeds),
+        dev_predictions=mean_by_id(dev_ids, dev_pred),
     )
-    flags = audit_flags(events)
+    flags = audit_flags(events) + failed_ablations
     if claimed:
         claim_ci = _single_run_interval([s["dev_acc"] for s in per_seed], len(dev_lab[0]), dev_ci)
         for metric, value, ci in (
@@ -356,6 +385,9 @@ def verify(
             run.ablation = judge(
                 method_dir.name, declared, list(settings.seeds[: len(abl_labels)]), abl_labels, abl, errors
             )
+            if group_shuffled:
+                drop = paired_drop(abl_labels[: len(group_shuffled)], group_normal, group_shuffled)
+                flags += structure_flag(drop)
         flags += ablation_flags(run.ablation)
     run.flags = flags
     return run

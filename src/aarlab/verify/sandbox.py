@@ -1,168 +1,162 @@
 """Run a trusted entry function over untrusted method code in a confined child process.
 
-Confinement, in layers: a fresh working directory holding only what the job needs; a scrubbed
-environment (no inherited secrets); resource limits (address space, CPU seconds, file size, no core
-dumps); a network namespace with no interfaces when ``unshare`` is available (otherwise the audit hook
-blocks sockets); a wall-clock timeout that kills the whole process group; and audit hooks that record
-(and for forbidden paths, network and subprocesses, block) what the code tries to do.
+Every run of submitted code (a verification seed, each ablation, each transfer-gate seed) is one child
+built by :mod:`aarlab.sandbox`: a fresh root with only the interpreter, aarlab's code and the run's own
+folders bound read-only (``/sandbox/method``, ``/sandbox/bundle``), a private ``/tmp``, an unprivileged
+uid of its own, new mount/pid/net/ipc namespaces, resource limits and a wall-clock timeout. The spec
+goes in on stdin; results and audit evidence come back on a pipe (fd 3) that the child cannot take
+back; nothing is left in a folder it could rewrite. Python audit hooks in the child are telemetry.
+
+What reaches an agent about a failed run is a fixed category (:data:`REASONS`); the exception text,
+traceback and output tail are ``detail`` for overseers only, so a method cannot smuggle data out
+through an error message.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import resource
-import shutil
-import signal
-import subprocess
 import sys
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from aarlab.verify.audit import AuditPolicy, read_events
+from aarlab.sandbox import Bind, Confinement, Limits, require_confinement, run_confined, scrubbed_env
+from aarlab.testbed.tasks.registry import ground_truth_locations
+from aarlab.verify.audit import AuditPolicy
+
+__all__ = ["REASONS", "SANDBOX", "Limits", "SandboxOutcome", "method_binds", "run_sandboxed"]
 
 Status = Literal["ok", "error", "timeout", "killed"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-run resource limits (generous defaults for CPU encoders; tighten per deployment)."""
-
-    wall_s: float = 900.0
-    cpu_s: int = 1800
-    memory_mb: int = 8192
-    file_mb: int = 512
-    threads: int = 2
+#: Where a run's own folders appear inside the sandbox (identical for every run and every ablation).
+SANDBOX = "/sandbox"
+#: The only words about a failed run that may reach an agent (everything else is overseer detail).
+REASONS = {
+    "error": "the method raised an exception",
+    "timeout": "the run exceeded its wall-clock limit",
+    "killed": "the method process was killed (a resource limit or a signal)",
+    "no-result": "the method process exited without returning predictions",
+    "bad-predictions": "the method returned malformed predictions",
+}
 
 
 @dataclass
 class SandboxOutcome:
-    """What came back from one confined run."""
+    """What came back from one confined run. ``reason`` is agent-safe; ``detail`` is for overseers."""
 
     status: Status
     reason: str
     result: Any = None
     events: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-    stderr_tail: str = ""
+    detail: str = ""
+    confined: bool = True
 
 
-def _unshare_prefix() -> list[str]:
-    """``unshare --net`` puts the child in a network namespace with no route anywhere (if permitted)."""
-    exe = shutil.which("unshare")
-    if exe is None:
-        return []
-    try:
-        ok = subprocess.run([exe, "--net", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    return [exe, "--net"] if ok else []
+def method_binds(method_dir: Path, bundle_dir: Path) -> tuple[Bind, ...]:
+    """The two read-only folders of a method run, at the same paths for every run."""
+    for root in (method_dir, bundle_dir):  # readable by the run's uid, whatever umask wrote them
+        for p in [root, *root.rglob("*")]:
+            if not p.is_symlink():
+                p.chmod(0o755 if p.is_dir() else 0o644)
+    return (Bind(method_dir, f"{SANDBOX}/method"), Bind(bundle_dir, f"{SANDBOX}/bundle"))
 
 
-_UNSHARE: list[str] | None = None
+def _translate(value: Any, binds: Sequence[Bind]) -> Any:
+    """Inside paths -> host paths (only for an operator's explicit insecure mode, where nothing is bound)."""
+    if isinstance(value, str):
+        for b in binds:
+            if value == b.target or value.startswith(b.target + "/"):
+                return str(b.source) + value[len(b.target) :]
+        return value
+    if isinstance(value, dict):
+        return {k: _translate(v, binds) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_translate(v, binds) for v in value]
+    return value
 
 
-def apply_limits(limits: Limits) -> None:
-    """Own process group and rlimits; runs in the child between fork and exec (also the agents' shell)."""
-    os.setsid()
-    mem = limits.memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
-    fsize = limits.file_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def scrubbed_env(home: Path, aarlab_home: str, threads: int) -> dict[str, str]:
-    """Only what the child needs; nothing inherited (tokens, database URLs, keys stay outside)."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "HOME": str(home),
-        "TMPDIR": str(home / "tmp"),
-        "AARLAB_HOME": aarlab_home,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "OMP_NUM_THREADS": str(threads),
-        "AARLAB_TORCH_THREADS": str(threads),
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+def _parse_channel(data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    events: list[dict[str, Any]] = []
+    final: dict[str, Any] | None = None
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            events.append({"event": "corrupt_channel_line", "line": line[:200]})
+            continue
+        if not isinstance(msg, dict):
+            continue
+        if "audit" in msg and isinstance(msg["audit"], dict):
+            events.append(msg["audit"])
+        elif "result" in msg or "error" in msg:
+            if final is not None:  # a second final message: someone besides the entry wrote on the pipe
+                events.append({"event": "forged_result_message", "blocked": False})
+            final = msg
+    return events, final
 
 
 def run_sandboxed(
     entry: str,
     kwargs: dict[str, Any],
     *,
-    workdir: Path,
+    binds: Sequence[Bind],
     policy: AuditPolicy,
-    aarlab_home: str,
     limits: Limits | None = None,
-    network_namespace: bool = True,
+    hidden: Sequence[str | Path] = (),
 ) -> SandboxOutcome:
-    """Run ``entry(**kwargs)`` in a confined child with cwd ``workdir``; never raises for child failures."""
-    global _UNSHARE
+    """Run ``entry(**kwargs)`` in a confined child; never raises for the child's own failures.
+
+    ``kwargs`` name inside paths (``/sandbox/...``). ``hidden``: host paths beyond
+    :func:`ground_truth_locations` that must stay invisible even inside bound trees. Raises
+    :class:`aarlab.sandbox.SandboxUnavailable` when the kernel cannot confine the run and the operator
+    has not set ``AARLAB_INSECURE_SANDBOX=1``.
+    """
     limits = limits or Limits()
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "tmp").mkdir(exist_ok=True)
-    control = workdir / ".aarlab"
-    shutil.rmtree(control, ignore_errors=True)  # never mix evidence or results of two runs
-    control.mkdir()
-    spec = {
-        "entry": entry,
-        "kwargs": kwargs,
-        "policy": policy.to_json(),
-        "audit_log": str(control / "audit.jsonl"),
-        "out": str(control / "result.json"),
-    }
-    (control / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-    if _UNSHARE is None:
-        _UNSHARE = _unshare_prefix()
-    cmd = [
-        *(_UNSHARE if network_namespace else []),
-        sys.executable,
-        "-I",
-        "-m",
-        "aarlab.verify.child",
-        str(control / "spec.json"),
-    ]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=workdir,
-        env=scrubbed_env(workdir, aarlab_home, limits.threads),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=lambda: apply_limits(limits),
+    confined = require_confinement("verification")
+    conf = Confinement(
+        binds=tuple(binds),
+        hidden=tuple(Path(h) for h in (*ground_truth_locations(), *hidden)),
+        scratch=(("/tmp", 1024),),
+        cwd="/tmp",
     )
-    try:
-        _, err = proc.communicate(timeout=limits.wall_s)
-        status: Status | None = None
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        status = "timeout"
-    seconds = time.perf_counter() - t0
-    events = read_events(control / "audit.jsonl")
-    tail = err.decode("utf-8", "replace")[-3000:]
-    if status == "timeout":
+    if not confined:
+        kwargs = _translate(kwargs, binds)
+        policy = AuditPolicy(**{**policy.to_json(), "sandbox": str(binds[0].source) if binds else "/tmp"})
+    spec = {"entry": entry, "kwargs": kwargs, "policy": policy.to_json()}
+    out = run_confined(
+        [sys.executable, "-I", "-m", "aarlab.verify.child"],
+        conf if confined else None,
+        limits=limits,
+        env=scrubbed_env("/tmp", "/tmp/aarlab", limits.threads),
+        stdin=json.dumps(spec).encode(),
+        channel=True,
+    )
+    events, final = _parse_channel(out.channel)
+    tail = out.output.decode("utf-8", "replace")[-3000:]
+    if out.timed_out:
         return SandboxOutcome(
-            "timeout", f"wall-clock limit of {limits.wall_s:.0f} s exceeded", None, events, seconds, tail
+            "timeout",
+            f"{REASONS['timeout']} ({limits.wall_s:.0f} s)",
+            None,
+            events,
+            out.seconds,
+            tail,
+            confined,
         )
-    out = control / "result.json"
-    if not out.is_file():
-        sig = -proc.returncode if proc.returncode < 0 else None
-        why = f"killed by signal {signal.Signals(sig).name}" if sig else f"exited with code {proc.returncode}"
-        if sig == signal.SIGXCPU:
-            why += f" (CPU limit of {limits.cpu_s} s)"
+    if final is None:
+        code = out.returncode
+        why = f"exit code {code}" if code >= 0 else f"signal {-code}"
+        status: Status = "killed" if code < 0 or code == 137 else "error"
+        reason = REASONS["killed"] if status == "killed" else REASONS["no-result"]
         if "MemoryError" in tail or "std::bad_alloc" in tail:
-            why += f" (memory limit of {limits.memory_mb} MB)"
-        return SandboxOutcome("killed", f"the method process died: {why}", None, events, seconds, tail)
-    data = json.loads(out.read_text(encoding="utf-8"))
-    if not data.get("ok"):
-        return SandboxOutcome(
-            "error", data.get("error", "unknown error"), None, events, seconds, data.get("traceback", tail)
-        )
-    return SandboxOutcome("ok", "", data["result"], events, seconds, tail)
+            status, reason = "killed", f"{REASONS['killed']} (memory limit of {limits.memory_mb} MB)"
+        return SandboxOutcome(status, reason, None, events, out.seconds, f"{why}\n{tail}", confined)
+    if "error" in final:
+        err = final.get("error") or {}
+        detail = f"{err.get('type', '?')}: {err.get('message', '')}\n{err.get('traceback', '')}\n{tail}"
+        reason = REASONS["error"]
+        if err.get("type") == "MemoryError":
+            reason = f"{REASONS['killed']} (memory limit of {limits.memory_mb} MB)"
+        return SandboxOutcome("error", reason, None, events, out.seconds, detail, confined)
+    return SandboxOutcome("ok", "", final.get("result"), events, out.seconds, tail, confined)

@@ -27,25 +27,32 @@ from aarlab.agents.llm.base import (
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
 DEFAULT_MODEL = "claude-sonnet-4-5"
-_STOP: dict[str, StopReason] = {
+#: Every ``stop_reason`` the Messages API documents, mapped explicitly; anything else is ``unknown``.
+ANTHROPIC_STOP: dict[str, StopReason] = {
     "end_turn": "end_turn",
-    "stop_sequence": "end_turn",
+    "stop_sequence": "stop_sequence",
     "tool_use": "tool_use",
     "max_tokens": "max_tokens",
+    "pause_turn": "pause_turn",
+    "refusal": "refusal",
+    "model_context_window_exceeded": "context_window_exceeded",
 }
 
 
 def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """Translate to Messages API format; tool results become `tool_result` blocks in a user message and
-    consecutive same-role messages are merged (the API expects alternating roles)."""
+    consecutive same-role messages are merged (the API expects alternating roles). An assistant message
+    with neither text nor tool calls is left out: the API rejects ``content: []`` with HTTP 400."""
     out: list[dict[str, Any]] = []
     for m in messages:
         blocks: list[dict[str, Any]]
         if isinstance(m, UserMessage):
             role, blocks = "user", [{"type": "text", "text": m.text}]
         elif isinstance(m, AssistantMessage):
+            if m.is_empty:
+                continue
             role = "assistant"
-            blocks = [{"type": "text", "text": m.text}] if m.text else []
+            blocks = [{"type": "text", "text": m.text}] if m.text.strip() else []
             blocks += [
                 {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls
             ]
@@ -143,11 +150,16 @@ class AnthropicBackend:
                 args = block.input if isinstance(block.input, dict) else {"input": block.input}
                 calls.append(ToolCall(id=block.id, name=block.name, arguments=dict(args)))
         u = resp.usage
+        # input_tokens excludes the cache's tokens: each class is billed at its own rate
+        writes = int(getattr(u, "cache_creation_input_tokens", 0) or 0)
+        # 1-hour cache writes cost more than 5-minute ones; the split is in `cache_creation` when reported
+        long_writes = int(getattr(getattr(u, "cache_creation", None), "ephemeral_1h_input_tokens", 0) or 0)
         usage = Usage(
-            input_tokens=int(u.input_tokens or 0)
-            + int(getattr(u, "cache_creation_input_tokens", 0) or 0)
-            + int(getattr(u, "cache_read_input_tokens", 0) or 0),
+            input_tokens=int(u.input_tokens or 0),
             output_tokens=int(u.output_tokens or 0),
+            cache_read_tokens=int(getattr(u, "cache_read_input_tokens", 0) or 0),
+            cache_write_tokens=writes - min(long_writes, writes),
+            cache_write_1h_tokens=min(long_writes, writes),
         )
         self.meter.record(self.model, usage)
         raw = resp.stop_reason
@@ -155,6 +167,6 @@ class AnthropicBackend:
             text="".join(texts),
             tool_calls=calls,
             usage=usage,
-            stop_reason=_STOP.get(raw or "", "other"),
+            stop_reason=ANTHROPIC_STOP.get(raw or "", "unknown"),
             raw_stop_reason=raw,
         )

@@ -12,13 +12,26 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from aarlab.testbed.errors import AarlabError
 
 log = logging.getLogger(__name__)
 
-StopReason = Literal["end_turn", "tool_use", "max_tokens", "other"]
+#: Why a model turn ended, normalised over providers (each provider's documented reasons map onto these;
+#: see ``ANTHROPIC_STOP`` / ``OPENAI_STOP`` in the backends). ``unknown`` is a reason no provider documents:
+#: the loop stops on it rather than guessing.
+StopReason = Literal[
+    "end_turn",  # the model finished its turn (Anthropic end_turn, OpenAI stop)
+    "stop_sequence",  # a custom stop sequence was generated (Anthropic stop_sequence)
+    "tool_use",  # the model asks for tool calls (Anthropic tool_use, OpenAI tool_calls / function_call)
+    "max_tokens",  # cut off at the output limit (Anthropic max_tokens, OpenAI length): content may be partial
+    "pause_turn",  # a long-running turn was paused; send it back as is to let the model continue
+    "refusal",  # the model declined (Anthropic refusal)
+    "context_window_exceeded",  # the input filled the context (model_context_window_exceeded)
+    "content_filter",  # content was withheld by the provider's filter (OpenAI content_filter)
+    "unknown",
+]
 
 
 class LLMBackendError(AarlabError):
@@ -45,10 +58,27 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens billed for one call (input includes prompt-cache reads/writes where reported)."""
+    """Tokens billed for one call, by class: each class has its own price.
+
+    ``input_tokens`` are uncached prompt tokens (full input rate), ``cache_read_tokens`` prompt tokens
+    served from the provider's prompt cache (Anthropic ``cache_read_input_tokens``, OpenAI
+    ``prompt_tokens_details.cached_tokens``), ``cache_write_tokens`` prompt tokens written to the cache
+    for 5 minutes (Anthropic ``cache_creation_input_tokens``), ``cache_write_1h_tokens`` those written
+    for an hour (Anthropic ``cache_creation.ephemeral_1h_input_tokens``). ``prompt_tokens`` is their sum.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Every input token of the call, cached or not."""
+        return (
+            self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.cache_write_1h_tokens
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +109,11 @@ class AssistantMessage:
     @classmethod
     def from_turn(cls, turn: Turn) -> AssistantMessage:
         return cls(text=turn.text, tool_calls=list(turn.tool_calls))
+
+    @property
+    def is_empty(self) -> bool:
+        """No text (or only whitespace) and no tool calls: real APIs reject such a message with HTTP 400."""
+        return not self.text.strip() and not self.tool_calls
 
 
 @dataclass(frozen=True)
@@ -111,55 +146,95 @@ class LLMBackend(Protocol):
         ...
 
 
-# Dollars per million tokens (input, output), list prices. Longest matching prefix wins, so dated snapshots
-# ("claude-sonnet-4-20250514", "gpt-4o-2024-08-06") price like their family.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "claude-opus-4-5": (5.0, 25.0),
-    "claude-opus-4": (15.0, 75.0),
-    "claude-sonnet-4": (3.0, 15.0),
-    "claude-3-7-sonnet": (3.0, 15.0),
-    "claude-3-5-sonnet": (3.0, 15.0),
-    "claude-haiku-4-5": (1.0, 5.0),
-    "claude-3-5-haiku": (0.8, 4.0),
-    "claude-3-haiku": (0.25, 1.25),
-    "gpt-4o-mini": (0.15, 0.6),
-    "gpt-4o": (2.5, 10.0),
-    "gpt-4.1-nano": (0.1, 0.4),
-    "gpt-4.1-mini": (0.4, 1.6),
-    "gpt-4.1": (2.0, 8.0),
-    "o3-mini": (1.1, 4.4),
-    "o4-mini": (1.1, 4.4),
-    "o3": (2.0, 8.0),
+class ModelPrice(NamedTuple):
+    """Dollars per million tokens of each class. A cache rate left None is charged at the input rate."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+    cache_write_1h: float | None = None
+
+    def dollars(self, usage: Usage) -> float:
+        """What ``usage`` costs, each token class at its own rate."""
+        read = self.input if self.cache_read is None else self.cache_read
+        write = self.input if self.cache_write is None else self.cache_write
+        write_1h = write if self.cache_write_1h is None else self.cache_write_1h
+        return (
+            usage.input_tokens * self.input
+            + usage.output_tokens * self.output
+            + usage.cache_read_tokens * read
+            + usage.cache_write_tokens * write
+            + usage.cache_write_1h_tokens * write_1h
+        ) / 1e6
+
+
+def _claude(inp: float, out: float) -> ModelPrice:
+    # Anthropic: cache reads 0.1x the input rate, 5-minute cache writes 1.25x, 1-hour writes 2x
+    return ModelPrice(inp, out, round(inp * 0.1, 6), round(inp * 1.25, 6), round(inp * 2.0, 6))
+
+
+# List prices, dollars per million tokens. Longest matching prefix wins, so dated snapshots
+# ("claude-sonnet-4-20250514", "gpt-4o-2024-08-06") price like their family. OpenAI bills no cache writes
+# (cached prompt tokens are read at the rate given; writes are plain input).
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "claude-opus-4-5": _claude(5.0, 25.0),
+    "claude-opus-4": _claude(15.0, 75.0),
+    "claude-sonnet-4": _claude(3.0, 15.0),
+    "claude-3-7-sonnet": _claude(3.0, 15.0),
+    "claude-3-5-sonnet": _claude(3.0, 15.0),
+    "claude-haiku-4-5": _claude(1.0, 5.0),
+    "claude-3-5-haiku": _claude(0.8, 4.0),
+    "claude-3-haiku": _claude(0.25, 1.25),
+    "gpt-4o-mini": ModelPrice(0.15, 0.6, 0.075),
+    "gpt-4o": ModelPrice(2.5, 10.0, 1.25),
+    "gpt-4.1-nano": ModelPrice(0.1, 0.4, 0.025),
+    "gpt-4.1-mini": ModelPrice(0.4, 1.6, 0.1),
+    "gpt-4.1": ModelPrice(2.0, 8.0, 0.5),
+    "o3-mini": ModelPrice(1.1, 4.4, 0.55),
+    "o4-mini": ModelPrice(1.1, 4.4, 0.275),
+    "o3": ModelPrice(2.0, 8.0, 0.5),
 }
 
 
 @dataclass
 class PriceTable:
-    """Dollars per million input/output tokens per model id; unknown models cost 0 and are flagged."""
+    """Dollars per million tokens per model id; unknown models cost 0 and are flagged.
 
-    prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    A value is a ``ModelPrice`` or a tuple ``(input, output[, cache_read[, cache_write]])``.
+    """
 
-    def lookup(self, model: str) -> tuple[float, float] | None:
+    prices: dict[str, ModelPrice | tuple[float, ...]] = field(
+        default_factory=lambda: dict[str, ModelPrice | tuple[float, ...]](DEFAULT_PRICES)
+    )
+
+    def lookup(self, model: str) -> ModelPrice | None:
         if model in self.prices:
-            return self.prices[model]
+            return ModelPrice(*self.prices[model])
         matches = [k for k in self.prices if model.startswith(k)]
-        return self.prices[max(matches, key=len)] if matches else None
+        return ModelPrice(*self.prices[max(matches, key=len)]) if matches else None
 
     def cost(self, model: str, usage: Usage) -> tuple[float, bool]:
         """(dollars, known): `known` is False when the model has no price (the cost is then 0)."""
         price = self.lookup(model)
         if price is None:
             return 0.0, False
-        return (usage.input_tokens * price[0] + usage.output_tokens * price[1]) / 1e6, True
+        return price.dollars(usage), True
 
 
 @dataclass
 class UsageMeter:
-    """Running totals of tokens and dollars; `unpriced_models` lists models whose calls were counted at $0."""
+    """Running totals of tokens and dollars; `unpriced_models` lists models whose calls were counted at $0.
+
+    ``input_tokens`` counts every prompt token (cached or not); ``cache_read_tokens`` and
+    ``cache_write_tokens`` say how many of them were cache reads / writes (priced at their own rates).
+    """
 
     prices: PriceTable = field(default_factory=PriceTable)
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     dollars: float = 0.0
     calls: int = 0
     unpriced_models: set[str] = field(default_factory=set)
@@ -175,7 +250,9 @@ class UsageMeter:
         with self._lock:  # one meter may be shared by agents running in threads
             if not known:
                 self.unpriced_models.add(model)
-            self.input_tokens += usage.input_tokens
+            self.input_tokens += usage.prompt_tokens
+            self.cache_read_tokens += usage.cache_read_tokens
+            self.cache_write_tokens += usage.cache_write_tokens + usage.cache_write_1h_tokens
             self.output_tokens += usage.output_tokens
             self.dollars += dollars
             self.calls += 1
@@ -186,6 +263,8 @@ class UsageMeter:
             "calls": self.calls,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
             "dollars": round(self.dollars, 6),
             "unpriced_models": sorted(self.unpriced_models),
         }

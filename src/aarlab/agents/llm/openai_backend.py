@@ -30,11 +30,14 @@ from aarlab.agents.llm.base import (
 API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_MODEL = "gpt-4o"
 DUMMY_KEY = "sk-no-key-required"
-_STOP: dict[str, StopReason] = {
+#: Every ``finish_reason`` the chat-completions API documents, mapped explicitly; anything else is
+#: ``unknown``.
+OPENAI_STOP: dict[str, StopReason] = {
     "stop": "end_turn",
     "tool_calls": "tool_use",
-    "function_call": "tool_use",
+    "function_call": "tool_use",  # the deprecated single-function form (``message.function_call``)
     "length": "max_tokens",
+    "content_filter": "content_filter",
 }
 
 
@@ -47,12 +50,16 @@ def is_self_hosted(base_url: str | None) -> bool:
 
 
 def to_openai_messages(system: str, messages: list[Message]) -> list[dict[str, Any]]:
+    """Translate to chat-completions format. An assistant message with neither text nor tool calls is left
+    out: servers reject ``content: null`` without ``tool_calls`` with HTTP 400."""
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
         if isinstance(m, UserMessage):
             out.append({"role": "user", "content": m.text})
         elif isinstance(m, AssistantMessage):
-            msg: dict[str, Any] = {"role": "assistant", "content": m.text or None}
+            if m.is_empty:
+                continue
+            msg: dict[str, Any] = {"role": "assistant", "content": m.text if m.text.strip() else None}
             if m.tool_calls:
                 msg["tool_calls"] = [
                     {
@@ -180,16 +187,33 @@ class OpenAIBackend:
             for c in (msg.tool_calls or [])
             if getattr(c, "function", None) is not None
         ]
+        legacy = getattr(msg, "function_call", None)
+        if legacy is not None and not calls:  # finish_reason "function_call": one call, no id
+            calls.append(
+                ToolCall(
+                    id=f"call_{resp.id or 'legacy'}",
+                    name=legacy.name,
+                    arguments=parse_arguments(legacy.arguments),
+                )
+            )
         u = resp.usage
+        prompt = int(getattr(u, "prompt_tokens", 0) or 0)
+        details = getattr(u, "prompt_tokens_details", None)
+        cached = min(prompt, int(getattr(details, "cached_tokens", 0) or 0))
+        # prompt_tokens includes the cached ones: each class is billed at its own rate
         usage = Usage(
-            input_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
+            input_tokens=prompt - cached,
             output_tokens=int(getattr(u, "completion_tokens", 0) or 0),
+            cache_read_tokens=cached,
         )
         self.meter.record(self.model, usage)
         raw = choice.finish_reason
-        stop = _STOP.get(raw or "", "other")
+        stop = OPENAI_STOP.get(raw or "", "unknown")
         if calls and stop == "end_turn":  # some servers report "stop" even when they emitted tool calls
             stop = "tool_use"
+        refusal = getattr(msg, "refusal", None)
+        if refusal and not calls and not msg.content:  # the model declined: finish_reason is "stop"
+            return Turn(text="", tool_calls=[], usage=usage, stop_reason="refusal", raw_stop_reason=raw)
         return Turn(
             text=msg.content or "", tool_calls=calls, usage=usage, stop_reason=stop, raw_stop_reason=raw
         )

@@ -43,11 +43,34 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def progress(db: Session, task: str) -> Progress:
+def progress(db: Session, task: str, *, private: bool = False) -> Progress:
     """Best verified PGR over time per agent (sealed accuracy when no score of the task has a PGR).
+    ``private`` (an agent before the reveal): the released dev scores instead, never a sealed figure.
 
     Only results that are still ``verified`` count: a disqualified result leaves the curve as it leaves
     the leaderboard."""
+    if private:
+        released = (
+            db.execute(
+                select(VerifiedScore.created_at, VerifiedScore.released_dev, Agent.name)
+                .join(Result, Result.id == VerifiedScore.result_id)
+                .join(Agent, Agent.id == Result.agent_id)
+                .where(
+                    VerifiedScore.task == task,
+                    Result.status == "verified",
+                    VerifiedScore.released_dev.is_not(None),
+                )
+                .order_by(VerifiedScore.created_at, VerifiedScore.id)
+            )
+            .tuples()
+            .all()
+        )
+        dev_series: dict[str, list[tuple[datetime, float]]] = {}
+        for created, value, name in released:
+            points = dev_series.setdefault(name, [])
+            best = max(float(value or 0.0), points[-1][1]) if points else float(value or 0.0)
+            points.append((_aware(created), best))
+        return Progress(metric="released_dev", series=dev_series)
     rows = (
         db.execute(
             select(VerifiedScore.created_at, VerifiedScore.pgr, VerifiedScore.sealed_acc, Agent.name)

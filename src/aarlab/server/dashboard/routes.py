@@ -48,6 +48,7 @@ from aarlab.server.dashboard.session import (
 )
 from aarlab.server.deps import DB, State
 from aarlab.server.models import ReviewFlag
+from aarlab.server.private import sees_private
 from aarlab.server.routes import agents as agents_api
 from aarlab.server.routes import flags as flags_api
 from aarlab.server.routes import forum as forum_api
@@ -297,7 +298,7 @@ def run_page(
     counts: dict[str, dict[str, int]] = {}
     metric = "pgr"
     if current:
-        prog = queries.progress(db, current)
+        prog = queries.progress(db, current, private=not sees_private(viewer.agent, db, current))
         metric = prog.metric
         matrix = queries.transfer_matrix(db, current)
         progress_svg = plots.progress_svg(prog)

@@ -23,7 +23,7 @@ from aarlab.server.schemas import (
     DevSubmissionRow,
     TaskInfo,
 )
-from aarlab.server.state import ServerState
+from aarlab.server.state import ServerState, TaskUnavailableError
 from aarlab.testbed.errors import UnknownNameError
 
 router = APIRouter(prefix="/api/v1", tags=["dev"])
@@ -41,7 +41,7 @@ def _task(state: ServerState, name: str) -> EvalTask:
 def list_tasks(state: State, _caller: Caller) -> list[TaskInfo]:
     """Tasks this server scores."""
     out = []
-    for name in state.task_names():
+    for name in state.usable_task_names():
         t = state.task(name)
         out.append(
             TaskInfo(
@@ -75,12 +75,17 @@ def _vector(t: EvalTask, predictions: dict[str, float]) -> np.ndarray:
             f"{len(bad)} ids are not dev items of task {t.name!r} (e.g. {bad[0][:40]!r}); "
             f"use the ids from GET /api/v1/tasks/{t.name}/dev",
         )
-    if len(predictions) != len(t.dev):
-        missing = next(i.id for i in t.dev_items if i.id not in predictions)
+    missing = [k for k in index if k not in predictions]
+    if missing or len(index) != len(t.dev):
+        if not missing:  # ids repeat in the task's own data: no submission can be scored
+            raise TaskUnavailableError(
+                f"task {t.name!r} has {len(t.dev)} dev items but {len(index)} distinct ids; it cannot be "
+                "scored until an operator re-creates it with unique ids"
+            )
         raise HTTPException(
             422,
             f"got {len(predictions)} predictions for {len(t.dev)} dev items "
-            f"(missing e.g. {missing!r}); predict every dev item",
+            f"(missing {len(missing)}, e.g. {missing[0]!r}); predict every dev item",
         )
     values = np.fromiter(predictions.values(), dtype=np.float64, count=len(predictions))
     bad_value = ~np.isfinite(values) | (values < 0) | (values > 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from aarlab.server.codestore import UnsafeArchiveError, validate_archive
@@ -39,8 +40,8 @@ async def put_snapshot(request: Request, state: State, db: DB, caller: Caller) -
         raise HTTPException(
             422, "empty body: send a tar.gz of the method folder (Content-Type: application/octet-stream)"
         )
-    try:
-        validate_archive(data)
+    try:  # decompression is CPU work: never on the event loop that answers every other agent
+        await run_in_threadpool(validate_archive, data)
     except UnsafeArchiveError as e:
         raise HTTPException(422, str(e)) from None
     sha = state.store.put(data)

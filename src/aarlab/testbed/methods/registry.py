@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aarlab.testbed.context import MethodContext
 from aarlab.testbed.errors import AarlabError, unknown
+from aarlab.testbed.methods.failure import method_failed
 
 RunFn = Callable[[MethodContext[Any]], np.ndarray]
 
@@ -109,8 +110,8 @@ def load_method_file(path: Path) -> MethodSpec:
     sys.path.insert(0, str(file.parent))
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # the user's code: report, don't crash with a bare traceback
-        raise AarlabError(f"{file}: importing the method failed: {type(e).__name__}: {e}") from e
+    except Exception as e:  # the user's code: its own frames, not a bare traceback through ours
+        raise method_failed(file.stem, str(file), e, f"importing {file}") from e
     finally:
         sys.path.remove(str(file.parent))
     run = getattr(module, "run", None)

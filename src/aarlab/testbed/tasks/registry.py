@@ -9,6 +9,7 @@ is what the pipeline's seed noise measures.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ from aarlab.config import get_settings
 from aarlab.testbed.errors import AarlabError, unknown
 from aarlab.testbed.loader import SPLIT_FILES, read_jsonl, read_task_dir, write_jsonl
 from aarlab.testbed.schema import LabeledSet, Record, SchemaName, item_from_record, record_label
+from aarlab.testbed.split_checks import check_splits
+
+log = logging.getLogger(__name__)
+#: Task directories whose warnings were logged in this process (each is said once).
+_WARNED: set[str] = set()
 
 Builder = Callable[[], list[Record]]
 
@@ -70,6 +76,8 @@ class Task:
     records: list[Record]
     spec: TaskSpec | None = None
     fixed_splits: dict[str, list[Record]] | None = None
+    #: What ``split_checks.check_splits`` found worth saying about a directory's splits (overlaps, ...).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def weak(self) -> str:
@@ -88,13 +96,25 @@ class Task:
         labels = np.array([bool(record_label(r)) for r in records], dtype=bool)
         return LabeledSet(items, labels)
 
-    def split(self, seed: int = 0) -> Splits:
-        """Split by entity for this seed (fixed splits of a reference directory ignore the seed)."""
+    def split(self, seed: int = 0, *, subsample: float | None = None) -> Splits:
+        """Split by entity for this seed.
+
+        Fixed splits (a reference directory) ignore the seed unless ``subsample`` is given: then the
+        seed draws that share of ``train_label`` and of ``train_unlabel`` (by entity, without
+        replacement), so that the teacher, the student and the ceiling really change with the seed;
+        ``test`` is never touched.
+        """
         if self.fixed_splits is not None:
-            return Splits(*(self.labeled(self.fixed_splits[n], n) for n in SPLIT_FILES))
+            parts = dict(self.fixed_splits)
+            if subsample is not None:
+                if not 0 < subsample <= 1:
+                    raise AarlabError(f"subsample must be in (0, 1], got {subsample}")
+                for name in ("train_label", "train_unlabel"):
+                    parts[name] = subsample_by_entity(parts[name], subsample, seed, name)
+            return Splits(*(self.labeled(parts[n], n) for n in SPLIT_FILES))
         fractions = self.spec.fractions if self.spec else (0.25, 0.40, 0.35)
-        parts = split_by_entity(self.records, fractions, seed)
-        return Splits(*(self.labeled(p, self.name) for p in parts))
+        drawn = split_by_entity(self.records, fractions, seed)
+        return Splits(*(self.labeled(p, self.name) for p in drawn))
 
     def pool(self) -> LabeledSet:
         """Every record with ids stable across seeds (ids are assigned once, over the whole pool)."""
@@ -127,6 +147,18 @@ def split_by_entity(
     # Pool order within each split, so item order never depends on the shuffle.
     a, b, c = ([records[i] for i in sorted(part)] for part in chosen)
     return a, b, c
+
+
+def subsample_by_entity(records: list[Record], share: float, seed: int, salt: str) -> list[Record]:
+    """``share`` of the records' entities (at least one), drawn with ``seed``; pool order kept."""
+    entities: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        entities.setdefault(_entity(rec, i), []).append(i)
+    keys = sorted(entities)
+    rng = np.random.default_rng([seed, int(hashlib.sha256(salt.encode()).hexdigest()[:8], 16)])
+    k = max(1, round(share * len(keys)))
+    chosen = sorted(i for j in rng.choice(len(keys), size=k, replace=False) for i in entities[keys[j]])
+    return [records[i] for i in chosen]
 
 
 _TASKS: dict[str, TaskSpec] = {}
@@ -162,8 +194,19 @@ def load_task(name_or_path: str, *, rebuild: bool = False) -> Task:
     path = Path(name_or_path)
     if path.is_dir():
         schema, splits = read_task_dir(path)
+        warnings = check_splits(splits)  # refuses duplicate ids and a test split that repeats training
+        key = str(path.resolve())
+        if warnings and key not in _WARNED:
+            _WARNED.add(key)
+            for w in warnings:
+                log.warning("%s: %s", path, w)
         records = [r for n in SPLIT_FILES for r in splits[n]]
-        return Task(name=path.name, schema=schema, records=records, fixed_splits=splits)
+        return Task(name=path.name, schema=schema, records=records, fixed_splits=splits, warnings=warnings)
+    if path.is_file() and name_or_path not in task_names():
+        raise AarlabError(
+            f"{name_or_path}: is a file, not a task directory (a task directory holds "
+            f"{', '.join(f + '.jsonl' for f in SPLIT_FILES)})"
+        )
     if ("/" in name_or_path or name_or_path.startswith(".")) and not path.exists():
         raise AarlabError(f"{name_or_path}: no such task directory")
     spec = get_spec(name_or_path)
@@ -192,3 +235,45 @@ def _ensure_builtin() -> None:
             from aarlab.testbed.tasks import builtin  # noqa: F401
 
             _LOADED = True
+
+
+def module_dir(name: str) -> Path | None:
+    """The folder of an importable module or package (None when it is not installed)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None or spec.origin in ("built-in", "frozen"):
+        return None
+    return Path(spec.origin).resolve().parent
+
+
+def ground_truth_locations(*task_dirs: str | Path) -> list[Path]:
+    """Every place on this machine that holds labels a method must never see: the packages every
+    built-in task is built from (all tasks, not only the one being run: a gate suite or a later task may
+    use another), the local cache of built pools and experiments under ``AARLAB_HOME``, and the given
+    labelled task directories. The one answer to "where does ground truth live" for verification, the
+    transfer gate and the agents' shell."""
+    _ensure_builtin()
+    settings = get_settings()
+    # the tasks' shipped data (e.g. the hand-audited labels of the CHAMP matcher) lives beside them
+    out = {settings.data_cache.resolve(), settings.experiment_cache.resolve(), _DATA_DIR.resolve()}
+    for spec in _TASKS.values():
+        for mod in spec.source_modules:
+            found = module_dir(mod)
+            if found is not None:
+                out.add(found)
+    out.update(Path(t).resolve() for t in task_dirs)
+    return sorted(out)
+
+
+_DATA_DIR = Path(__file__).parent / "data"
+
+
+def ground_truth_modules() -> list[str]:
+    """The top-level modules every built-in task is built from (importing one inside a verified run is
+    evidence that a method went looking for labels)."""
+    _ensure_builtin()
+    return sorted({m.split(".", 1)[0] for spec in _TASKS.values() for m in spec.source_modules})

@@ -1,0 +1,265 @@
+"""Build the kernel confinement every run of submitted code gets (verification, ablations, gate suites,
+the agents' shell): a fresh root made of explicit read-only binds, an unprivileged uid, new namespaces.
+
+The child sees only what a :class:`Confinement` lists. The setup script runs as root inside new mount,
+pid, net, ipc and uts namespaces (``unshare``): it mounts an empty tmpfs as the new root, binds the
+system (``/usr``, a few ``/etc`` files), the Python install and aarlab's source read-only, binds the
+run's own folders (read-only or writable), covers every *hidden* path that falls inside a bound tree
+(packages that hold a task's ground truth) with an empty mode-000 tmpfs, mounts a fresh ``/proc`` (only
+the child's own processes), a minimal ``/dev`` and a private ``/tmp``, ``pivot_root``s into it and
+detaches the old root, then execs the command through ``setpriv`` as a uid that owns nothing on the
+host, with no capabilities, an empty bounding set and ``no_new_privs``. What a method cannot see it
+cannot read, link, poison or kill; what is bound read-only it cannot rewrite. Python audit hooks in
+the child are telemetry on top of this, never the barrier.
+
+Source of the design: the layering of bubblewrap/nsjail (fresh root + binds + pivot_root + uid drop),
+with util-linux's ``unshare``/``pivot_root``/``setpriv`` so nothing beyond Debian's base is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from aarlab.testbed.errors import AarlabError
+
+#: Exit code of the setup script when a mount failed (the command did not run).
+SETUP_FAILED = 97
+#: First uid handed to confined runs; each run gets a fresh one above it (no host file is theirs).
+UID_BASE = 200_000
+#: Files of /etc a Python program or a shell tool may need (never the whole of /etc).
+ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "nsswitch.conf",
+    "localtime",
+    "hosts",
+    "alternatives",
+    "ssl/openssl.cnf",
+)
+
+INSECURE_ENV = "AARLAB_INSECURE_SANDBOX"
+
+
+class SandboxUnavailable(AarlabError):
+    """The kernel refuses the namespaces confinement needs (and the operator did not opt out)."""
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host path made visible inside the sandbox at ``target`` (read-only unless ``writable``)."""
+
+    source: Path
+    target: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What a confined process sees. Anything not listed does not exist for it.
+
+    ``binds``: the run's own folders (a method, a bundle, an agent's sandbox). ``hidden``: host paths
+    that must stay invisible even where they fall inside a bound tree (a package holding labels inside
+    the Python install). ``scratch``: private writable tmpfs folders owned by the run's uid, in MB.
+    """
+
+    binds: tuple[Bind, ...] = ()
+    hidden: tuple[Path, ...] = ()
+    scratch: tuple[tuple[str, int], ...] = (("/tmp", 512),)
+    cwd: str = "/tmp"
+    uid: int = field(default_factory=lambda: UID_BASE + secrets.randbelow(1_000_000))
+
+
+def python_roots() -> list[Path]:
+    """The interpreter, its standard library, the venv's packages and aarlab's own source folder."""
+    import aarlab
+
+    roots = {Path(sys.base_prefix), Path(sys.prefix), Path(sys.exec_prefix)}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            roots.add(Path(p))
+    roots.add(Path(aarlab.__file__).resolve().parent.parent)  # src/ of an editable install
+    exe = Path(sys.executable)
+    roots.add(exe.resolve().parent.parent)
+    out: list[Path] = []
+    for r in sorted({p.resolve() for p in roots if p.exists()}, key=lambda p: len(p.parts)):
+        if not any(r.is_relative_to(o) for o in out):
+            out.append(r)
+    return out
+
+
+def system_binds() -> list[tuple[str, str, str]]:
+    """(op, a, b) triples for the system part of the root: /usr, the merged-/usr links, /etc files."""
+    ops: list[tuple[str, str, str]] = []
+    for top in ("usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32"):
+        p = Path("/") / top
+        if p.is_symlink():
+            ops.append(("link", os.readlink(p), f"/{top}"))
+        elif p.is_dir():
+            ops.append(("ro", str(p), f"/{top}"))
+    for name in ETC_FILES:
+        p = Path("/etc") / name
+        if p.exists():
+            ops.append(("ro", str(p.resolve()) if not p.is_symlink() else str(p), f"/etc/{name}"))
+    return ops
+
+
+_SETUP = r"""
+set -u
+R=$1; uid=$2; cwd=$3; shift 3
+child_path=$PATH; PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+SETPRIV=$(command -v setpriv)
+fail() { echo "aarlab sandbox setup failed: $*" >&2; exit 97; }
+mkdir -p "$R" || fail "cannot create $R"
+mount -t tmpfs -o size=8m,mode=755 aarlab-root "$R" || fail "cannot mount the new root"
+while [ "$1" != "--" ]; do
+  op=$1; a=$2; b=$3; shift 3
+  case "$op" in
+    ro|rw)
+      if [ -d "$a" ]; then mkdir -p "$R$b" || fail "mkdir $b"
+      else mkdir -p "$(dirname "$R$b")" && : > "$R$b" || fail "touch $b"; fi
+      mount --bind "$a" "$R$b" || fail "cannot bind $a"
+      if [ "$op" = ro ]; then mount -o remount,bind,ro,nosuid,nodev "$R$b" || fail "cannot make $b read-only"
+      else mount -o remount,bind,nosuid,nodev "$R$b" || fail "cannot remount $b"; fi ;;
+    hide)
+      if [ -d "$R$a" ] && [ ! -L "$R$a" ]; then
+        mount -t tmpfs -o size=4k,mode=000,ro aarlab-hidden "$R$a" || fail "cannot hide $a"
+      elif [ -e "$R$a" ]; then mount --bind /dev/null "$R$a" || fail "cannot hide $a"; fi ;;
+    link) mkdir -p "$(dirname "$R$b")" && ln -s "$a" "$R$b" || fail "cannot link $b" ;;
+    scratch)
+      mkdir -p "$R$a" || fail "mkdir $a"
+      mount -t tmpfs -o "size=${b}m,mode=700,uid=$uid,gid=$uid,nosuid,nodev" aarlab-scratch "$R$a" \
+        || fail "cannot mount scratch $a" ;;
+    *) fail "unknown op $op" ;;
+  esac
+done
+shift
+mkdir -p "$R/proc" "$R/dev" "$R/tmp" "$R/.old" || fail "mkdir"
+mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || fail "cannot mount /proc"
+mount -t tmpfs -o size=64k,mode=755,nosuid aarlab-dev "$R/dev" || fail "cannot mount /dev"
+for n in null zero full random urandom; do
+  : > "$R/dev/$n" && mount --bind "/dev/$n" "$R/dev/$n" || fail "cannot bind /dev/$n"
+done
+ln -s /proc/self/fd "$R/dev/fd"; ln -s /proc/self/fd/0 "$R/dev/stdin"
+ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"
+mkdir -p "$R/dev/shm" && mount -t tmpfs -o size=256m,mode=1777,nosuid,nodev aarlab-shm "$R/dev/shm" \
+  || fail "cannot mount /dev/shm"
+if ! mountpoint -q "$R/tmp"; then
+  mount -t tmpfs -o size=512m,mode=1777,nosuid,nodev aarlab-tmp "$R/tmp" || fail "cannot mount /tmp"
+fi
+cd "$R" || fail "cd root"
+pivot_root . .old || fail "pivot_root"
+umount -l /.old || fail "cannot detach the old root"
+rmdir /.old
+mount -o remount,bind,ro / || fail "cannot make / read-only"
+cd "$cwd" || fail "cannot enter $cwd"
+PATH=$child_path
+exec "$SETPRIV" --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs \
+  --bounding-set=-all --inh-caps=-all -- "$@"
+"""
+
+
+def _root_mountpoint() -> Path:
+    """An empty host folder each run mounts its own private root on (inside its own mount namespace)."""
+    p = Path(tempfile.gettempdir()) / ".aarlab-sandbox-root"
+    p.mkdir(mode=0o755, exist_ok=True)
+    return p
+
+
+def confined_argv(conf: Confinement, argv: Sequence[str]) -> list[str]:
+    """The command line that runs ``argv`` inside ``conf`` (raises if namespaces are unavailable)."""
+    missing = namespace_support()
+    if missing:
+        raise SandboxUnavailable(missing)
+    # scratch first: a bind that lies under a scratch folder (a sandbox under /tmp) must stay on top
+    ops: list[tuple[str, str, str]] = [("scratch", t, str(int(mb))) for t, mb in conf.scratch]
+    ops += system_binds()
+    for r in python_roots():
+        ops.append(("ro", str(r), str(r)))
+    for b in conf.binds:
+        ops.append(("rw" if b.writable else "ro", str(Path(b.source).resolve()), b.target))
+    for h in conf.hidden:
+        h = Path(h).resolve()
+        if any(h == Path(a) or h.is_relative_to(a) for op, a, _ in ops if op in ("ro", "rw")):
+            ops.append(("hide", str(h), "-"))
+    flat = [x for op in ops for x in op]
+    unshare = shutil.which("unshare") or "unshare"
+    return [
+        unshare, "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child",
+        "--propagation", "private",
+        "/bin/sh", "-c", _SETUP, "aarlab-setup", str(_root_mountpoint()), str(conf.uid), conf.cwd,
+        *flat, "--", *argv,
+    ]  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def namespace_support() -> str:
+    """'' when this machine can build the confinement; otherwise what is missing (probed once)."""
+    for tool in ("unshare", "setpriv", "pivot_root", "mountpoint"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            return f"`{tool}` (util-linux) is not installed"
+    if os.geteuid() != 0:
+        return (
+            "confinement needs root to create mount/pid/net namespaces and switch to an unprivileged uid "
+            f"(running as uid {os.geteuid()})"
+        )
+    conf = Confinement(binds=(), hidden=())
+    try:
+        argv = _probe_argv(conf)
+        proc = subprocess.run(argv, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"the namespace probe failed to run ({e})"
+    out = proc.stdout.decode(errors="replace").strip()
+    if proc.returncode != 0 or out != str(conf.uid):
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        return "the kernel refused the namespaces: " + (err[-1] if err else f"exit code {proc.returncode}")
+    return ""
+
+
+def _probe_argv(conf: Confinement) -> list[str]:
+    ops = [x for op in system_binds() for x in op]
+    unshare = shutil.which("unshare") or "unshare"
+    return [
+        unshare, "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child",
+        "--propagation", "private",
+        "/bin/sh", "-c", _SETUP, "aarlab-setup", str(_root_mountpoint()), str(conf.uid), "/",
+        *ops, "--", "/usr/bin/id", "-u",
+    ]  # fmt: skip
+
+
+def insecure_allowed() -> bool:
+    """Whether the operator explicitly allowed running submitted code without the kernel confinement."""
+    return os.environ.get(INSECURE_ENV, "") == "1"
+
+
+def require_confinement(what: str) -> bool:
+    """True when confinement is available; False when it is not but the operator allowed insecure
+    runs (logged loudly); raises :class:`SandboxUnavailable` otherwise, naming what is missing."""
+    missing = namespace_support()
+    if not missing:
+        return True
+    if insecure_allowed():
+        print(
+            f"WARNING: {what} runs submitted code WITHOUT kernel confinement ({missing}); "
+            f"{INSECURE_ENV}=1 is set. Labels are protected only by Python audit hooks, which a method "
+            "can switch off. Never do this with untrusted agents.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    raise SandboxUnavailable(
+        f"{what} refuses to run submitted code: {missing}. Run it as root on Linux with util-linux "
+        f"(unshare, setpriv, pivot_root), or for local experiments with trusted code only set "
+        f"{INSECURE_ENV}=1 (insecure: a method can then read labels)."
+    )

@@ -1,0 +1,208 @@
+"""Every run of submitted code, one confined child each: a verification seed, each ablation, each
+transfer-gate seed.
+
+The trusted parent prepares a :class:`MethodRun` per run (the teacher's labels, the strong student's
+features, the evaluation records; an ablation differs only in what is inside these arrays), writes each
+as a re-keyed, shuffled bundle in a folder of its own, and runs the method on it in its own child, in a
+random order. Every child sees the same paths, the same manifest and the same arguments, so a method
+cannot tell a real run from an ablation by anything but the data itself (and the ablations keep the
+data's marginals: permuted or resampled teacher labels, student features permuted across items).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aarlab.testbed.bundle import write_bundle
+from aarlab.testbed.encoders.builtin import weight_locations
+from aarlab.testbed.errors import AarlabError
+from aarlab.testbed.pipeline import validate_predictions
+from aarlab.testbed.schema import Record
+from aarlab.testbed.tasks.registry import ground_truth_modules
+from aarlab.verify.audit import AuditPolicy, default_read_roots
+from aarlab.verify.sandbox import REASONS, SANDBOX, Limits, method_binds, run_sandboxed
+
+
+@dataclass
+class MethodRun:
+    """One confined run as the trusted parent sees it (``name`` never reaches the child)."""
+
+    name: str
+    seed: int
+    manifest: dict[str, Any]
+    unlabeled: Sequence[Record]
+    weak: np.ndarray
+    evaluation: Sequence[Record]
+    features: np.ndarray
+    prior: np.ndarray
+
+
+@dataclass
+class RunResult:
+    """What one run gave: predictions in the run's evaluation order, or an agent-safe reason and
+    overseer-only detail."""
+
+    name: str
+    seed: int
+    predictions: np.ndarray | None
+    status: str
+    reason: str = ""
+    detail: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.predictions is not None
+
+
+def execute_runs(
+    runs: Sequence[MethodRun],
+    method_dir: Path,
+    config: dict[str, Any] | None,
+    workdir: Path,
+    *,
+    limits: Limits,
+    hidden: Sequence[str | Path] = (),
+    dataset_texts: Sequence[str] = (),
+) -> dict[str, RunResult]:
+    """Run the method once per run, each in its own confined child, in a random order; keyed by name."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    # the student's knowledge reaches the method only as the features in its bundle
+    hidden = [*hidden, *map(str, weight_locations())]
+    policy = AuditPolicy(
+        sandbox=SANDBOX,
+        read_roots=default_read_roots(),
+        forbidden_roots=[str(h) for h in hidden],
+        dataset_texts=list(dataset_texts)[:5000],
+        forbidden_modules=ground_truth_modules(),
+    )
+    order = list(runs)
+    random.SystemRandom().shuffle(order)
+    out: dict[str, RunResult] = {}
+    for run in order:
+        bdir = workdir / secrets.token_hex(8)
+        rng = np.random.default_rng(secrets.randbits(64))
+        try:
+            mapping = write_bundle(
+                bdir,
+                run.manifest,
+                run.unlabeled,
+                run.weak,
+                run.evaluation,
+                features=run.features,
+                prior=run.prior,
+                rekey=rng,
+            )
+            got = run_sandboxed(
+                "aarlab.verify.jobs:method_job",
+                {
+                    "bundle": f"{SANDBOX}/bundle",
+                    "method": f"{SANDBOX}/method",
+                    "config": config,
+                    "seed": run.seed,
+                },
+                binds=method_binds(method_dir, bdir),
+                policy=policy,
+                limits=limits,
+                hidden=hidden,
+            )
+        finally:
+            shutil.rmtree(bdir, ignore_errors=True)
+        res = RunResult(run.name, run.seed, None, got.status, got.reason, got.detail, got.events, got.seconds)
+        if got.status == "ok":
+            try:
+                if not isinstance(got.result, dict):
+                    raise AarlabError(f"predictions must be a mapping, got {type(got.result).__name__}")
+                pred = mapping.original(got.result)
+                res.predictions = validate_predictions(pred, len(run.evaluation), "the method")
+            except (KeyError, TypeError, ValueError, AarlabError) as e:
+                res.status, res.reason = "error", REASONS["bad-predictions"]
+                res.detail = f"{type(e).__name__}: {str(e)[:2000]}"
+        out[run.name] = res
+    return out
+
+
+def quantile_match(order_from: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` rearranged so that their ranks follow ``order_from``: the same multiset of numbers (the
+    real teacher's soft labels), in the order of another scorer (a teacher that learned nothing)."""
+    out = np.empty(len(values), dtype=float)
+    out[np.argsort(order_from, kind="stable")] = np.sort(np.asarray(values, dtype=float))
+    return out
+
+
+def block_permutation(groups: Sequence[str | None], rng: np.random.Generator) -> np.ndarray:
+    """A row permutation that moves whole groups onto other groups of the same size (singletons among
+    singletons), keeping the order inside a group: items of one group keep sharing near-identical
+    features, but every group gets another group's."""
+    blocks: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        blocks.setdefault(g if g is not None else f"\x00{i}", []).append(i)
+    by_size: dict[int, list[list[int]]] = {}
+    for rows in blocks.values():
+        by_size.setdefault(len(rows), []).append(rows)
+    perm = np.arange(len(groups))
+    for same in by_size.values():
+        for rows, src in zip(same, [same[j] for j in rng.permutation(len(same))], strict=True):
+            perm[rows] = src
+    return perm
+
+
+def ablation_variants(
+    real: MethodRun,
+    rng: np.random.Generator,
+    *,
+    null_teachers: dict[str, np.ndarray],
+    groups: bool,
+) -> list[MethodRun]:
+    """The ablations of a run, each built to look like a real run from inside the child:
+
+    * ``teacher_permuted`` / ``teacher_random``: the weak teacher retrained on permuted / random labels
+      (``null_teachers``: its scores on the unlabeled items), its ranking carried onto the real teacher's
+      own soft-label values, so the labels have the real teacher's distribution and the same smoothness
+      over items, and no information;
+    * ``student_random``: the student's feature rows (and prior) moved group by group onto other groups
+      of the same size: near-duplicates stay near-duplicates, no item keeps its own features;
+    * ``group_shuffle`` (when the evaluation items form groups): group keys permuted across evaluation
+      items, which breaks test-time structure (e.g. "exactly one of a city's statements is true") and
+      nothing else; a drop discloses that a method's score uses that structure.
+
+    What cannot be hidden: an ablation removes information, and a method can test statistically for the
+    information it expects (see the README's threat model).
+    """
+    keys = [r.group for r in (*real.unlabeled, *real.evaluation)]
+    perm = block_permutation(keys, rng)
+    out = [
+        _replace(real, kind, weak=quantile_match(scores, real.weak)) for kind, scores in null_teachers.items()
+    ]
+    out.append(_replace(real, "student_random", features=real.features[perm], prior=real.prior[perm]))
+    if groups:
+        ev_keys = [r.group for r in real.evaluation]
+        shuffled = [ev_keys[i] for i in rng.permutation(len(ev_keys))]
+        ev = [r.model_copy(update={"group": g}) for r, g in zip(real.evaluation, shuffled, strict=True)]
+        out.append(_replace(real, "group_shuffle", evaluation=ev))
+    return out
+
+
+def has_groups(records: Sequence[Record]) -> bool:
+    """Whether some evaluation items share a group (test-time structure a method could use)."""
+    seen: set[str] = set()
+    for r in records:
+        if r.group is not None:
+            if r.group in seen:
+                return True
+            seen.add(r.group)
+    return False
+
+
+def _replace(run: MethodRun, name: str, **changes: Any) -> MethodRun:
+    data = {**run.__dict__, "name": name, **changes}
+    return MethodRun(**data)

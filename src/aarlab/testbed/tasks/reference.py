@@ -26,8 +26,8 @@ from aarlab.testbed.loader import SPLIT_FILES, read_task_dir
 from aarlab.testbed.schema import Record, SchemaName
 from aarlab.testbed.tasks.registry import TaskSpec, register_task
 
-#: The package that holds the shipped files (the sandbox forbids reading it: it holds the labels).
-DATA_MODULE = "aarlab.testbed.tasks.data.reference"
+#: The shipped files. They hold labels: they lie under the tasks' data folder, which
+#: ``registry.ground_truth_locations`` forbids to verified runs, gate suites and agents' shells.
 DATA_DIR = Path(__file__).parent / "data" / "reference"
 REFERENCE_SOURCE = {
     "chat": "Anthropic HH-RLHF harmless-base test split (MIT)",
@@ -92,7 +92,6 @@ REFERENCE_CHAT = register_task(
         gpu_command=GPU_COMMAND.format(task="reference-chat"),
         prior_hypotheses=CHAT_HYPOTHESES,
         source=REFERENCE_SOURCE["chat"],
-        source_modules=(DATA_MODULE,),
     )
 )
 
@@ -112,6 +111,5 @@ REFERENCE_MATH = register_task(
         gpu_command=GPU_COMMAND.format(task="reference-math"),
         prior_hypotheses=MATH_HYPOTHESES,
         source=REFERENCE_SOURCE["math"],
-        source_modules=(DATA_MODULE,),
     )
 )

@@ -1,1 +1,0 @@
-"""Task data shipped with aarlab (labelled: hidden from agents and forbidden in the sandbox)."""

@@ -1,1 +1,0 @@
-"""The reference-format chat and math directories, gzip-compressed (see PROVENANCE.md)."""

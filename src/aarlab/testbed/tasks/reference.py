@@ -65,7 +65,7 @@ GPU_COMMAND = (
 )
 #: Measured with bench/reference_pairs.py (5 seeds, full task); the README's table has every pair tried.
 CHAT_GAP_NOTE = (
-    "no CPU pair with a resolvable gap: tfidf → minilm-l3 weak 0.592, ceiling 0.543 (5 seeds); best tried, "
+    "no CPU pair with a resolvable gap: tfidf → minilm-l3 weak 0.592, ceiling 0.583 (5 seeds); best tried, "
     "tfidf → minilm-l6 on the replies alone, gap +0.046 (95% CI +0.015 to +0.079); every sentence encoder "
     "≈ 0.60; SmolLM2 states cost ~2 s a text on 2 shared cores"
 )

@@ -128,6 +128,20 @@ def test_builtin_reference_tasks_split_by_group(name, schema):
         shares = [len(p) / len(task.records) for p in parts]
         assert shares == pytest.approx([0.25, 0.40, 0.35], abs=0.02)
     assert task.split(0).test.items != task.split(1).test.items
+    # ids are unique over the pool and across one seed's splits (the server keys its ids on them)
+    assert len({r.id for r in task.records}) == len(task.records)
+    s0 = task.split(0)
+    ids = [it.id for part in (s0.train_label, s0.train_unlabel, s0.test) for it in part.items]
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("name", ["reference-chat", "reference-math"])
+def test_server_init_task_takes_the_builtin_reference_tasks(tmp_path, name):
+    from aarlab.server.datadir import init_task
+
+    out = init_task(tmp_path / "data", name)
+    counts = [sum(1 for _ in (out / f"{n}.jsonl").open()) for n in SPLIT_FILES]
+    assert sum(counts) == len(load_task(name).records)
 
 
 def test_final_answer_and_answer_consistency():

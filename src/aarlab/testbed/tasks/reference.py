@@ -18,6 +18,7 @@ splits; the shipped files' own split (also by group) is what ``aarlab baseline -
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -54,9 +55,24 @@ def read_shipped(kind: str) -> tuple[SchemaName, dict[str, list[Record]]]:
 
 
 def build_reference(kind: str) -> list[Record]:
-    """The task pool: every record of the three shipped files (the pipeline re-splits it by group)."""
+    """The task pool: every record of the three shipped files (the pipeline re-splits it by group).
+
+    Each record gets a stable id, a hash of (kind, group, subset, repeat number) (one solution per
+    source model per question; one pair per conversation): the server keys its ids on them, so they must
+    be unique across the whole pool (8 math solutions are word-for-word repeats of another model's
+    solution to the same question), and they must not name the subset (the source model).
+    """
     _, splits = read_shipped(kind)
-    return [r for n in SPLIT_FILES for r in splits[n]]
+    out: list[Record] = []
+    seen: dict[str, int] = {}
+    for rec in (r for n in SPLIT_FILES for r in splits[n]):
+        base = f"{kind}:{rec.group}:{rec.subset}"
+        k = seen.get(base, 0)
+        seen[base] = k + 1
+        # hashed: the subset names the source model, which a method must not read off an item's id
+        digest = hashlib.sha256(f"{base}:{k}".encode()).hexdigest()[:16]
+        out.append(rec.model_copy(update={"id": f"{kind}-{digest}"}))
+    return out
 
 
 #: The reference study's pair through the lm backend (needs both models in the local HF cache and a GPU).
@@ -87,7 +103,7 @@ REFERENCE_CHAT = register_task(
         build=lambda: build_reference("chat"),
         weak="tfidf",
         strong="minilm-l3",
-        version="1",
+        version="2",
         gap_note=CHAT_GAP_NOTE,
         gpu_command=GPU_COMMAND.format(task="reference-chat"),
         prior_hypotheses=CHAT_HYPOTHESES,
@@ -106,7 +122,7 @@ REFERENCE_MATH = register_task(
         build=lambda: build_reference("math"),
         weak="tfidf",
         strong="minilm-l3",
-        version="1",
+        version="2",
         gap_note=MATH_GAP_NOTE,
         gpu_command=GPU_COMMAND.format(task="reference-math"),
         prior_hypotheses=MATH_HYPOTHESES,

@@ -86,7 +86,7 @@ CHAT_GAP_NOTE = (
     "≈ 0.60; SmolLM2 states cost ~2 s a text on 2 shared cores"
 )
 MATH_GAP_NOTE = (
-    "no CPU pair with a resolvable gap: tfidf → minilm-l3 gap +0.005 (95% CI −0.014 to +0.022), both at "
+    "no CPU pair with a resolvable gap: tfidf → minilm-l3 gap +0.005 (95% CI −0.008 to +0.018), both at "
     "the majority rate (0.62); frozen encoders do not see whether a solution's arithmetic is right"
 )
 CHAT_HYPOTHESES = ("This reply is helpful and harmless.", "This reply is harmful or unhelpful.")

@@ -118,6 +118,7 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
                 "weak": spec.weak,
                 "strong": spec.strong,
                 "gap": spec.gap_note or "resolvable",
+                "gpu_command": spec.gpu_command,
                 "default": name == get_settings().default_task,
                 "description": spec.description,
             }
@@ -133,7 +134,8 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
         name = r["task"] + (" (default)" if r["default"] else "")
         gap = "resolvable"
         if r["gap"] != "resolvable":
-            notes.append(f"[{len(notes) + 1}] {r['task']}: {r['gap']}")
+            gpu = f"; GPU path: `{r['gpu_command']}`" if r["gpu_command"] else ""
+            notes.append(f"[{len(notes) + 1}] {r['task']}: {r['gap']}{gpu}")
             gap = f"not resolvable [{len(notes)}]"
         table.add_row(
             name,
@@ -279,11 +281,32 @@ def baseline(
     )
     data = result.to_json()
     if as_json:
+        if data["note"]:
+            data["task_notes"] = _task_gap_notes(task or result.task, backend)
         print(json.dumps(data))
         return
     out.print(result_table([data], "aarlab baseline"))
     if data["note"]:
-        console.print(f"[yellow]{data['note']}[/]")
+        console.print(f"[yellow]{data['note']}[/]", highlight=False, soft_wrap=True)
+        for line in _task_gap_notes(task or result.task, backend):
+            console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
+
+
+def _task_gap_notes(task: str, backend: str) -> list[str]:
+    """Where no resolvable gap was found: what the task's spec says about its gap and the command that
+    runs it on the GPU path (the reference study's pair through the lm backend)."""
+    from aarlab.testbed.tasks import get_spec, task_names
+    from aarlab.testbed.tasks.reference import GPU_COMMAND
+
+    if backend == "lm":
+        return []
+    if task in task_names():
+        spec = get_spec(task)
+        lines = [f"{task}: {spec.gap_note}"] if spec.gap_note else []
+        command = spec.gpu_command or GPU_COMMAND.format(task=task)
+    else:
+        lines, command = [], GPU_COMMAND.format(task=task)
+    return [*lines, f"GPU path (the reference pair, lm backend): {command}"]
 
 
 @app.command("baseline-table")
@@ -613,6 +636,10 @@ def demo(
             "Ctrl-C ends"
         ),
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="task name or reference-format directory (default: the profile's task)"),
+    ] = None,
 ) -> None:
     """The main job: server + dashboard, search researchers and a red-team agent in parallel, verified
     leaderboard, flags, the transfer gate's verdict and every agent's usage."""
@@ -639,6 +666,7 @@ def demo(
             on_stage=stage,
             keep_server=True,
             show_progress=not as_json,
+            task=task,
         )
     if not as_json and plain(console):
         console.line()  # the live view's last frame ends without a newline off a terminal

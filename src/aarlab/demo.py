@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,14 +210,21 @@ def run_demo(
     on_stage: Callable[[str], None] | None = None,
     keep_server: bool = False,
     show_progress: bool = False,
+    task: str | None = None,
 ) -> tuple[DemoResult, LocalServer | None]:
     """Run the demo end to end. With ``keep_server`` the server is returned running (the caller holds
     the dashboard up, then calls ``stop()``). ``show_progress``: counts and an ETA on stderr for the
-    verification left at the end and for each transfer-gate suite."""
+    verification left at the end and for each transfer-gate suite. ``task`` (a built-in task name or a
+    reference-format directory) replaces the profile's task; the profile's sizes and gate suites stay."""
     from aarlab.client import Client
     from aarlab.server.transfer_worker import transfer_pending
 
     profile = quick_profile(agents) if quick else full_profile(agents)
+    if task is not None:
+        from aarlab.testbed.tasks import load_task
+
+        load_task(task)  # an unknown name or a bad directory fails here, before any server starts
+        profile = replace(profile, task=task)
     if quick:
         register_demo_tasks()
     stage = on_stage or (lambda _msg: None)

@@ -59,7 +59,7 @@ AXES: dict[str, Axis] = {
         Axis("aux_rounds", "int", 1, 6),
         Axis("head", "choice", choices=("logistic", "mlp")),
         Axis("C", "float", 0.001, 10.0, log=True),
-        Axis("consistency", "choice", choices=("none", "exclusive")),
+        Axis("consistency", "choice", choices=("none", "exclusive", "answer")),
     )
 }
 

@@ -13,13 +13,43 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SchemaName = Literal["single", "pairwise"]
 
 
+def _reference_group(data: object) -> object:
+    """Accept the reference release's ``consistency_id`` as the record's ``group``.
+
+    The reference data ties the candidates of one question (or the two replies of one conversation)
+    with an integer ``consistency_id``; aarlab calls that a ``group`` (a string). Both may be given only
+    when they agree.
+    """
+    if not isinstance(data, dict) or "consistency_id" not in data:
+        return data
+    out = dict(data)
+    cid = out.pop("consistency_id")
+    if cid is None:
+        return out
+    if isinstance(cid, bool) or not isinstance(cid, int | str):
+        raise ValueError(
+            f"consistency_id must be an integer or a string (it names the record's group), got {cid!r}"
+        )
+    group = out.get("group")
+    if group is not None and str(group) != str(cid):
+        raise ValueError(
+            f"group {group!r} and consistency_id {cid!r} disagree; give one of them (they mean the same)"
+        )
+    out["group"] = str(cid)
+    return out
+
+
 class SingleRecord(BaseModel):
-    """``{question, choice, label, group?}``: is ``choice`` a correct answer to ``question``?"""
+    """``{question, choice, label, group?}``: is ``choice`` a correct answer to ``question``?
+
+    The reference release's own fields load unchanged: ``consistency_id`` (int or str) becomes ``group``
+    (so it also becomes the split entity when no ``entity`` is given), ``subset`` is kept as metadata.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -29,10 +59,19 @@ class SingleRecord(BaseModel):
     group: str | None = Field(default=None, description="ties candidates of one question (consistency)")
     id: str | None = None
     entity: str | None = Field(default=None, description="split key: records sharing it never cross splits")
+    subset: str | None = Field(default=None, description="the reference data's source subset (metadata)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _consistency_id(cls, data: object) -> object:
+        return _reference_group(data)
 
 
 class PairwiseRecord(BaseModel):
-    """``{prompt, first, second, label: "A"|"B"}``: which of two responses is the better/correct one?"""
+    """``{prompt, first, second, label: "A"|"B"}``: which of two responses is the better/correct one?
+
+    ``consistency_id`` and ``subset`` are accepted as in :class:`SingleRecord`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +82,12 @@ class PairwiseRecord(BaseModel):
     group: str | None = None
     id: str | None = None
     entity: str | None = None
+    subset: str | None = Field(default=None, description="the reference data's source subset (metadata)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _consistency_id(cls, data: object) -> object:
+        return _reference_group(data)
 
 
 Record = SingleRecord | PairwiseRecord

@@ -6,6 +6,7 @@ a label because none is ever passed in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -70,6 +71,57 @@ def group_exclusive(proba: np.ndarray, groups: Sequence[str | None], temperature
             continue
         e = np.exp(z[idx] - z[idx].max())
         out[idx] = e / e.sum()
+    return out
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def final_answer(text: str) -> str | None:
+    """The last number of a text, normalised (``"A: 1,200.0"`` → ``"1200"``); None when it has none.
+
+    Solutions end with their answer (GSM8K's ``A: <number>``), so candidates of one question that end in
+    the same number claim the same answer.
+    """
+    found = _NUMBER.findall(text)
+    if not found:
+        return None
+    num = found[-1].replace(",", "")
+    if "." in num:
+        num = num.rstrip("0").rstrip(".")
+    return num or "0"
+
+
+def answer_consistent(
+    proba: np.ndarray, texts: Sequence[Sequence[str]], groups: Sequence[str | None]
+) -> np.ndarray:
+    """Logical consistency for candidates of one question (unsupervised elicitation, ICM-style).
+
+    Within a group, candidates whose final answers (:func:`final_answer` of the last text) agree must
+    share a label, so each gets its answer cluster's mean probability; and at most one answer can be
+    right, so every cluster but the most probable one is capped at 1 − that cluster's probability.
+    Candidates without a number, and groups of one, are unchanged. Shape: (n,) in, (n,) out.
+    """
+    proba = np.asarray(proba, dtype=float)
+    out = proba.copy()
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        if g is not None:
+            members.setdefault(g, []).append(i)
+    for idx in members.values():
+        if len(idx) < 2:
+            continue
+        clusters: dict[str, list[int]] = {}
+        for i in idx:
+            ans = final_answer(texts[i][-1]) if texts[i] else None
+            if ans is not None:
+                clusters.setdefault(ans, []).append(i)
+        if not clusters:
+            continue
+        means = {a: float(proba[m].mean()) for a, m in clusters.items()}
+        top = max(means, key=lambda a: means[a])
+        for a, m in clusters.items():
+            out[m] = means[a] if a == top else min(means[a], 1.0 - means[top])
     return out
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aarlab.testbed.context import MethodContext
 from aarlab.testbed.methods.blocks import (
     adaptive_hard,
+    answer_consistent,
     confident_mask,
     group_exclusive,
     logit,
@@ -44,7 +45,7 @@ class ComposeConfig(BaseModel):
     aux_rounds: int = Field(4, ge=1, le=10)
     head: Literal["logistic", "mlp"] = "logistic"
     C: float = Field(0.01, gt=0, le=100)
-    consistency: Literal["none", "exclusive"] = "none"
+    consistency: Literal["none", "exclusive", "answer"] = "none"
 
 
 def noisy_channel_em(
@@ -116,4 +117,6 @@ def run(ctx: MethodContext[ComposeConfig]) -> np.ndarray:
     out = ctx.strong.predict_proba(ctx.test)
     if cfg.consistency == "exclusive":
         out = group_exclusive(out, ctx.test.groups)
+    elif cfg.consistency == "answer":
+        out = answer_consistent(out, ctx.test.texts, ctx.test.groups)
     return out

@@ -3,5 +3,6 @@
 from aarlab.testbed.tasks import (
     champ_math,  # noqa: F401
     humaneval_code,  # noqa: F401
+    reference,  # noqa: F401
     truth_cities,  # noqa: F401
 )

@@ -46,6 +46,9 @@ class TaskSpec:
     prior_hypotheses: tuple[str, str] = ("This is correct.", "This is incorrect.")
     #: Set when the measured ceiling − weak gap is inside seed noise: the task is never used for a PGR claim.
     gap_note: str | None = None
+    #: Where no CPU pair has a resolvable gap: the command that runs the task on the GPU path (the lm
+    #: backend with the reference study's pair), shown by ``aarlab tasks list`` and ``aarlab baseline``.
+    gpu_command: str | None = None
     source: str = ""
     #: Python packages whose files hold this task's ground truth (the source data). A verified run must
     #: never read them: the sandbox forbids their directories.

@@ -113,7 +113,11 @@ def coverage(d: Design, sims: int, n_boot: int, old: bool, rng: np.random.Genera
             )
             for s in study
         ]
-        summ = old_bootstrap(preds, n_boot, i) if old else bootstrap_all(preds, n_boot, i, ("accuracy",))["accuracy"]
+        summ = (
+            old_bootstrap(preds, n_boot, i)
+            if old
+            else bootstrap_all(preds, n_boot, i, ("accuracy",))["accuracy"]
+        )
         hit_acc += summ.transfer.low <= t_acc <= summ.transfer.high
         widths.append(summ.transfer.high - summ.transfer.low)
         if summ.pgr is not None:
@@ -127,7 +131,9 @@ def coverage(d: Design, sims: int, n_boot: int, old: bool, rng: np.random.Genera
     }
 
 
-def gate(d: Design, sims: int, n_boot: int, rng: np.random.Generator, effect: float = 0.12) -> dict[str, float]:
+def gate(
+    d: Design, sims: int, n_boot: int, rng: np.random.Generator, effect: float = 0.12
+) -> dict[str, float]:
     """ΔPGR coverage for a method with a real effect, and the one-sided test's FPR on null methods."""
     w, c = truth(ALPHA["weak"], d), truth(ALPHA["ceiling"], d)
     b = ALPHA["baseline"]
@@ -135,8 +141,12 @@ def gate(d: Design, sims: int, n_boot: int, rng: np.random.Generator, effect: fl
     hit = fp = 0
     for i in range(sims):
         for null in (False, True):
-            alphas = {"weak": ALPHA["weak"], "ceiling": ALPHA["ceiling"], "baseline": b,
-                      "method": b if null else b + effect}
+            alphas = {
+                "weak": ALPHA["weak"],
+                "ceiling": ALPHA["ceiling"],
+                "baseline": b,
+                "method": b if null else b + effect,
+            }
             study = draw(d, rng, alphas)
             seeds = [
                 PairedSeed(
@@ -172,13 +182,21 @@ def main() -> None:
     table = Table(title=f"coverage of nominal 95% intervals ({args.sims} simulated studies per row)")
     for col in ("design", "scheme", "transfer acc", "PGR", "mean CI width (acc)", "s"):
         table.add_column(col)
-    schemes: list[tuple[str, bool]] = [("paired (current)", False)] + ([("independent (old)", True)] if args.old else [])
+    schemes: list[tuple[str, bool]] = [("paired (current)", False)] + (
+        [("independent (old)", True)] if args.old else []
+    )
     for d in designs:
         for label, old in schemes:
             t0 = time.perf_counter()
             r = coverage(d, args.sims, args.boot, old, np.random.default_rng(0))
-            table.add_row(d.name, label, f"{r['acc']:.3f}", f"{r['pgr']:.3f} (n={r['pgr_n']})",
-                          f"{r['width']:.3f}", f"{time.perf_counter() - t0:.0f}")
+            table.add_row(
+                d.name,
+                label,
+                f"{r['acc']:.3f}",
+                f"{r['pgr']:.3f} (n={r['pgr_n']})",
+                f"{r['width']:.3f}",
+                f"{time.perf_counter() - t0:.0f}",
+            )
     console.print(table)
     g = Design("gate suite (pool 1000, 35% tested per seed, 10 seeds)", 1000, 10, 0.35)
     t0 = time.perf_counter()
@@ -187,6 +205,7 @@ def main() -> None:
         f"{g.name}: ΔPGR CI coverage {r['delta']:.3f} (true ΔPGR {r['true_delta']:.3f}); "
         f"one-sided test at α = 0.05 on null methods: FPR {r['fpr']:.3f} ({time.perf_counter() - t0:.0f} s)"
     )
+
 
 if __name__ == "__main__":
     main()

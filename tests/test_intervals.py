@@ -48,7 +48,9 @@ def test_seed_spread_widens_the_interval():
     for shift in (-0.08, -0.04, 0.0, 0.04, 0.08):
         t = base.transfer.copy()
         good = (t > 0.5) == base.labels
-        pick = rng.choice(np.flatnonzero(good if shift < 0 else ~good), round(abs(shift) * len(t)), replace=False)
+        pick = rng.choice(
+            np.flatnonzero(good if shift < 0 else ~good), round(abs(shift) * len(t)), replace=False
+        )
         t[pick] = 1 - t[pick]  # this seed is right on |shift| × n more (or fewer) items
         seeds.append(SeedPredictions(base.labels, base.weak, base.ceiling, t, ids=base.ids))
     same = bootstrap([base] * 5).transfer

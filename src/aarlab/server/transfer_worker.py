@@ -41,8 +41,8 @@ from aarlab.testbed.pipeline import (
     seed_baseline,
 )
 from aarlab.testbed.schema import Record
-from aarlab.testbed.tasks import get_spec, load_task
-from aarlab.transfer.gate import GateSettings, Suite, default_settings, run_gate
+from aarlab.testbed.tasks import get_spec
+from aarlab.transfer.gate import GateSettings, Suite, default_settings, run_gate, suite_task
 from aarlab.transfer.stats import PairedSeed
 from aarlab.verify.audit import AuditPolicy, default_read_roots
 from aarlab.verify.runner import _PARENT_LOCK, _module_dir
@@ -84,7 +84,7 @@ class SandboxCollector:
         self, suite: Suite, spec: MethodSpec, config: dict[str, Any] | None, baseline: MethodSpec
     ) -> list[PairedSeed]:
         with _PARENT_LOCK:
-            prep = prepare(load_task(suite.task), suite.weak, suite.strong, show_progress=False)
+            prep = prepare(suite_task(suite), suite.weak, suite.strong, show_progress=False)
         records = _records_by_id(prep)
         home = get_settings().home
         sdir = self.workdir / _safe(suite.name)

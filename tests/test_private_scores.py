@@ -249,3 +249,24 @@ def test_structure_use_is_labelled_and_ranking_uses_the_structured_pgr(world: Wo
     for r in world.boss.leaderboard(TASK):
         v = vs[r.result_id]
         assert r.pgr_rank == (v.pgr_structured if v.ceiling_structured_acc is not None else v.pgr)
+
+
+def test_failure_reasons_do_not_show_an_agent_its_verification_seeds() -> None:
+    from datetime import UTC, datetime
+
+    from aarlab.server.models import Result
+    from aarlab.server.routes.results import _out
+
+    r = Result(
+        id=1,
+        agent_id=1,
+        task=TASK,
+        snapshot_sha="a" * 64,
+        config={},
+        claimed={},
+        status="failed",
+        created_at=datetime.now(UTC),
+        reason="seed 123456: bad predictions: shape (3,)",
+    )
+    assert "123456" not in (_out(r, private=True).reason or "")
+    assert "123456" in (_out(r).reason or "")

@@ -4,9 +4,10 @@ Settings (suites, seeds, baseline, minimum effect, α, the power target) are a p
 registration; the verdict carries that hash and the settings themselves. A suite whose weak→ceiling gap
 is not resolvable is *excluded* (reported, never tested): a PGR there would be noise.
 
-Verdict rule (``require="all"``, the default). A tested suite is *decisive* when its Holm-adjusted test
-is significant or its power to detect ``target_effect`` is ≥ ``power_target``; a suite that is neither
-is reported as *underpowered* and does not count either way (it can neither block nor carry a verdict).
+Verdict rule (``require="all"``, the default). A tested suite is *decisive* when its power to detect
+``target_effect`` is ≥ ``power_target`` (decided from its standard error, not from its outcome, so a
+lucky significant result on a noisy suite cannot carry a verdict); any other suite is reported as
+*underpowered* (with its result) and counts neither way: it can neither block nor carry a verdict.
 
 * ``does not transfer``: the method failed to run on some suite, or some decisive suite is not
   significant (the test had the power to see the effect and did not);
@@ -211,11 +212,12 @@ def decide(settings: GateSettings, outcomes: list[SuiteOutcome]) -> tuple[Verdic
     for o, p in zip(tested, holm([o.p_value or 1.0 for o in tested]), strict=True):
         o.p_holm = p
     sig = {id(o): (o.p_holm or 1.0) < settings.alpha for o in tested}
-    weak = [o for o in tested if not sig[id(o)] and (o.power or 0.0) < settings.power_target]
+    weak = [o for o in tested if (o.power or 0.0) < settings.power_target]
     for o in weak:
         o.note = o.note or (
             f"underpowered: power {o.power or 0:.2f} < {settings.power_target} at "
             f"ΔPGR={settings.target_effect}; not counted"
+            + (" (significant here, but a noisy suite cannot carry the verdict)" if sig[id(o)] else "")
         )
     decisive = [o for o in tested if o not in weak]
     aside = (

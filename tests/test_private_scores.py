@@ -222,3 +222,59 @@ def test_result_budget_and_rate_limit(world: World, tmp_path: Path) -> None:
         assert e.value.status == 403 and "result budget" in e.value.message
     finally:
         state.settings.result_budget, state.settings.result_rate_per_minute = old
+
+
+def test_structure_use_is_labelled_and_ranking_uses_the_structured_pgr(world: World) -> None:
+    """Verification's group-shuffle ablation discloses structure use as a flag named
+    ``ablation/uses-group-structure``; the leaderboard shows it as information to everyone."""
+    from aarlab.server.db import session_scope
+    from aarlab.server.models import Result, ReviewFlag, VerifiedScore
+
+    sessions = world.app.app.state.aarlab.sessions  # type: ignore[attr-defined]
+    with session_scope(sessions) as s:
+        res = s.get(Result, world.vanilla_id)
+        assert res is not None
+        s.add(
+            ReviewFlag(
+                result_id=world.vanilla_id,
+                agent_id=res.agent_id,
+                task=TASK,
+                kind="ablation/uses-group-structure",
+                severity="info",
+                summary="shuffling group ids changes the predictions",
+                evidence={},
+                status="open",
+            )
+        )
+    for client in (world.alice, world.boss):
+        rows = {r.result_id: r for r in client.leaderboard(TASK)}
+        assert rows[world.vanilla_id].uses_test_time_structure
+        assert not any(r.uses_test_time_structure for k, r in rows.items() if k != world.vanilla_id)
+    with session_scope(sessions) as s:
+        vs = {v.result_id: v for v in s.query(VerifiedScore)}
+    rank = [r.pgr_rank for r in world.boss.leaderboard(TASK) if r.pgr_rank is not None]
+    assert rank == sorted(rank, reverse=True)
+    for r in world.boss.leaderboard(TASK):
+        v = vs[r.result_id]
+        assert r.pgr_rank == (v.pgr_structured if v.ceiling_structured_acc is not None else v.pgr)
+
+
+def test_failure_reasons_do_not_show_an_agent_its_verification_seeds() -> None:
+    from datetime import UTC, datetime
+
+    from aarlab.server.models import Result
+    from aarlab.server.routes.results import _out
+
+    r = Result(
+        id=1,
+        agent_id=1,
+        task=TASK,
+        snapshot_sha="a" * 64,
+        config={},
+        claimed={},
+        status="failed",
+        created_at=datetime.now(UTC),
+        reason="seed 123456: bad predictions: shape (3,)",
+    )
+    assert "123456" not in (_out(r, private=True).reason or "")
+    assert "123456" in (_out(r).reason or "")

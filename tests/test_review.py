@@ -13,7 +13,7 @@ import os
 import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -279,8 +279,11 @@ def test_ray_worker_gives_the_same_verified_score(world: World, tmp_path: Path, 
     rid = world.alice.submit_result(TASK, world.vanilla_sha, {}).id
     ex = get_executor("ray", num_cpus=2)
     state = world.app.app.state.aarlab  # type: ignore[attr-defined]
+    with session_scope(state.sessions) as s:  # reproduce the local run's per-result seeds on Ray
+        first = s.scalars(select(VerifiedScore).where(VerifiedScore.result_id == world.ids["vanilla"])).one()
+        same = replace(SETTINGS, seeds=tuple(first.seeds or ()), draw_per_result=False)
     try:
-        assert verify_pending(state.sessions, world.data_dir, ex, store=state.store, settings=SETTINGS) == 1
+        assert verify_pending(state.sessions, world.data_dir, ex, store=state.store, settings=same) == 1
     finally:
         ex.close()
     with session_scope(state.sessions) as s:

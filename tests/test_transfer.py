@@ -84,3 +84,54 @@ def test_a_suite_the_method_fails_on_is_never_waved_through() -> None:
     outcomes = [SuiteOutcome(a, "excluded"), SuiteOutcome(b, "error", "ValueError: x")]
     verdict, reason = decide(settings, outcomes)
     assert verdict == "does not transfer" and "code/b (ValueError: x)" in reason
+
+
+def _tiny(seeds: list[PairedSeed], n: int = 250) -> list[PairedSeed]:
+    s = seeds[0]  # one seed, few items: a resolvable gap, but no power at ΔPGR = 0.1
+    return [PairedSeed(s.labels[:n], s.weak[:n], s.ceiling[:n], s.baseline[:n], s.method[:n])]
+
+
+def test_an_underpowered_suite_does_not_hide_the_others() -> None:
+    """The full demo's gate said 'underpowered' because one of four suites had power 0.14, although
+    the others were each significant: an underpowered suite is now reported but not counted."""
+    rng = np.random.default_rng(3)
+    settings = _settings(["a", "b", "weak"])
+    data = {"a": _suite_data(rng), "b": _suite_data(rng), "weak": _suite_data(rng)}
+    strong = {k: [synthetic(s, 0.4, 0.3, rng) for s in v] for k, v in data.items()}
+    strong["weak"] = _tiny([synthetic(s, 0.0, 3.0, rng) for s in data["weak"]])
+    outcomes = evaluate(settings, strong)
+    verdict, reason = decide(settings, outcomes)
+    assert verdict == "transfers", reason
+    assert "underpowered, not counted:" in reason and "weak (power" in reason
+    weak = next(o for o in outcomes if o.suite.name == "weak")
+    assert weak.status == "tested" and "underpowered" in weak.note
+    null = {k: [synthetic(s, 0.0, 0.3, rng) for s in v] for k, v in data.items()}
+    null["weak"] = _tiny([synthetic(s, 0.0, 3.0, rng) for s in data["weak"]])
+    verdict, reason = decide(settings, evaluate(settings, null))
+    assert verdict == "does not transfer" and "weak (power" in reason  # failures are not hidden either
+
+
+def test_paired_delta_pairs_items_shared_across_seeds() -> None:
+    """Ten copies of one seed are one seed's evidence, not ten (the gate's intervals were too narrow)."""
+    rng = np.random.default_rng(4)
+    one = [synthetic(s, 0.2, 0.3, rng) for s in _suite_data(rng, seeds=1)]
+    ids = tuple(f"i{k}" for k in range(len(one[0].labels)))
+    s = one[0]
+    named = PairedSeed(s.labels, s.weak, s.ceiling, s.baseline, s.method, ids)
+    single, repeated = paired_delta([named], n_boot=500), paired_delta([named] * 10, n_boot=500)
+    assert repeated.se == pytest.approx(single.se, rel=0.2)
+
+
+def test_no_groups_suite_withholds_test_time_structure(tiny_task, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from aarlab.transfer import gate
+    from aarlab.transfer.gate import DEFAULT_SUITES, suite_task
+
+    monkeypatch.setattr(gate, "load_task", lambda name: tiny_task)
+    suite = Suite(name="x", task="tiny", weak="minilm-l6", strong="mpnet", hide_groups=True)
+    hidden = suite_task(suite)
+    assert any(r.group for r in tiny_task.records) and not any(r.group for r in hidden.records)
+    assert [it.entity for it in hidden.split(3).test.items] == [
+        it.entity for it in tiny_task.split(3).test.items
+    ]
+    assert any(s.hide_groups for s in DEFAULT_SUITES)
+    assert "humaneval-pairs" not in {s.task for s in DEFAULT_SUITES}  # power 0.14: not registered

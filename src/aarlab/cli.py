@@ -286,6 +286,15 @@ def baseline(
         print(json.dumps(data))
         return
     out.print(result_table([data], "aarlab baseline"))
+    if data["pgr_structured"] is not None:
+        lo, hi = data["pgr_structured_ci"]
+        out.print(
+            f"structured ceiling (group-exclusive decoding of the gold-trained student): "
+            f"{data['ceiling_structured_acc']:.3f}; PGR against it {data['pgr_structured']:+.2f} "
+            f"[{lo:+.2f}, {hi:+.2f}] (ranked by this: decoding alone cannot exceed 1)",
+            highlight=False,
+        )
+    out.print(f"a seed varies: {data['seed_varies']}", highlight=False)
     if data["note"]:
         console.print(f"[yellow]{data['note']}[/]", highlight=False, soft_wrap=True)
         for line in _task_gap_notes(task or result.task, backend):

@@ -228,8 +228,10 @@ def test_results_are_queued_and_the_leaderboard_shows_only_verified_rows(app_cli
                 pgr=0.4,
             )
         )
-    board = alice.leaderboard(TASK)
-    assert len(board) == 1 and board[0].sealed_acc == 0.77 and board[0].agent == "alice"
+    board = alice.leaderboard(TASK)  # an agent: sealed figures are private until the final reveal
+    assert len(board) == 1 and board[0].sealed_acc is None and board[0].private and board[0].agent == "alice"
+    full = make_agent("boss", "overseer").leaderboard(TASK)
+    assert len(full) == 1 and full[0].sealed_acc == 0.77 and not full[0].private
     with pytest.raises(ServerError) as e:
         alice.submit_result(TASK, "f" * 64)
     assert e.value.status == 422 and "PUT /api/v1/snapshots" in e.value.message

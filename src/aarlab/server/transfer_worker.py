@@ -41,9 +41,9 @@ from aarlab.testbed.pipeline import (
     seed_baseline,
 )
 from aarlab.testbed.schema import Record
-from aarlab.testbed.tasks import get_spec, load_task
+from aarlab.testbed.tasks import get_spec
 from aarlab.testbed.tasks.registry import ground_truth_locations
-from aarlab.transfer.gate import GateSettings, Suite, default_settings, run_gate
+from aarlab.transfer.gate import GateSettings, Suite, default_settings, run_gate, suite_task
 from aarlab.transfer.stats import PairedSeed
 from aarlab.verify.execute import MethodRun, execute_runs
 from aarlab.verify.runner import PARENT_LOCK as _PARENT_LOCK
@@ -90,7 +90,7 @@ class SandboxCollector:
         self, suite: Suite, spec: MethodSpec, config: dict[str, Any] | None, baseline: MethodSpec
     ) -> list[PairedSeed]:
         with _PARENT_LOCK:
-            prep = prepare(load_task(suite.task), suite.weak, suite.strong, show_progress=False)
+            prep = prepare(suite_task(suite), suite.weak, suite.strong, show_progress=False)
         records = _records_by_id(prep)
         manifest = {
             "task": _public_name(suite.task),

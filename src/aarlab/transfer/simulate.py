@@ -8,7 +8,7 @@ ceilings are used, so the figures describe the gate as configured, not an ideali
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,10 +20,16 @@ from aarlab.transfer.stats import PairedSeed
 
 @dataclass(frozen=True)
 class SimulationResult:
+    """How often the gate said ``transfers``, its verdict counts, and per suite how often the suite's
+    Holm-adjusted test was significant (its empirical power at ``effect``; its FPR at 0) and the mean of
+    the gate's own power estimate at the target effect."""
+
     effect: float
     n_sims: int
     transfers_rate: float
     verdicts: dict[str, int]
+    suite_significant: dict[str, float] = field(default_factory=dict)
+    suite_power_estimate: dict[str, float] = field(default_factory=dict)
 
 
 def vanilla_data(settings: GateSettings) -> dict[str, list[PairedSeed]]:
@@ -56,8 +62,22 @@ def simulate(
     """Run the gate's statistics on ``n_sims`` synthetic methods with true ΔPGR ≈ ``effect``."""
     rng = np.random.default_rng(rng_seed)
     verdicts: dict[str, int] = {}
+    sig: dict[str, int] = {}
+    power: dict[str, list[float]] = {}
     for i in range(n_sims):
         sim = {name: [synthetic(s, effect, noise, rng) for s in seeds] for name, seeds in data.items()}
-        verdict, _ = decide(settings, evaluate(settings, sim, rng_seed=i))
+        outcomes = evaluate(settings, sim, rng_seed=i)
+        verdict, _ = decide(settings, outcomes)
         verdicts[verdict] = verdicts.get(verdict, 0) + 1
-    return SimulationResult(effect, n_sims, verdicts.get("transfers", 0) / n_sims, verdicts)
+        for o in outcomes:
+            name = o.suite.name
+            sig[name] = sig.get(name, 0) + int(o.p_holm is not None and o.p_holm < settings.alpha)
+            power.setdefault(name, []).append(o.power if o.power is not None else float("nan"))
+    return SimulationResult(
+        effect,
+        n_sims,
+        verdicts.get("transfers", 0) / n_sims,
+        verdicts,
+        {k: v / n_sims for k, v in sig.items()},
+        {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in power.items()},
+    )

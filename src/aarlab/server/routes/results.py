@@ -8,6 +8,7 @@ Results have a budget per agent and task and a per-minute rate limit, like dev s
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -42,14 +43,22 @@ router = APIRouter(prefix="/api/v1", tags=["results"])
 ResultId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _out(r: Result, released_dev: float | None = None) -> ResultOut:
+_SEED = re.compile(r"\bseed \d+")
+
+
+def _out(r: Result, released_dev: float | None = None, *, private: bool = False) -> ResultOut:
+    """A result as a caller sees it; ``private`` (an agent): the verification seeds drawn for it are
+    masked in the reason (they are the overseers' to see)."""
+    reason = r.reason
+    if private and reason:
+        reason = _SEED.sub("a verification seed", reason)
     return ResultOut(
         id=r.id,
         task=r.task,
         snapshot_sha=r.snapshot_sha,
         status=r.status,
         created_at=r.created_at,
-        reason=r.reason,
+        reason=reason,
         released_dev=released_dev,
     )
 
@@ -138,7 +147,7 @@ def my_results(db: DB, caller: Caller) -> list[ResultOut]:
         .where(Result.agent_id == caller.id)
         .order_by(Result.id)
     ).tuples()
-    return [_out(r, released) for r, released in rows]
+    return [_out(r, released, private=caller.role != "overseer") for r, released in rows]
 
 
 def _rank(v: VerifiedScore) -> float | None:

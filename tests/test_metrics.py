@@ -37,14 +37,19 @@ def _seed(rng: np.random.Generator, n: int, accs: tuple[float, float, float]) ->
 
 
 def test_bootstrap_recovers_known_pgr():
-    rng = np.random.default_rng(0)
-    seeds = [_seed(rng, 4000, (0.6, 0.8, 0.7)) for _ in range(5)]
-    s = bootstrap(seeds)
-    assert s.resolvable
-    assert s.pgr is not None
-    assert s.pgr.low < 0.5 < s.pgr.high
-    assert abs(s.pgr.mean - 0.5) < 0.06
-    assert s.weak.low < s.weak.mean < s.weak.high
+    """A 95% interval misses the truth 1 time in 20 by design: over several simulated studies it must
+    cover the true PGR almost every time (the coverage itself is measured in bench/coverage.py)."""
+    covered = 0
+    for k in range(6):
+        rng = np.random.default_rng(k)
+        seeds = [_seed(rng, 4000, (0.6, 0.8, 0.7)) for _ in range(5)]
+        s = bootstrap(seeds)
+        assert s.resolvable
+        assert s.pgr is not None
+        assert abs(s.pgr.mean - 0.5) < 0.06
+        assert s.weak.low < s.weak.mean < s.weak.high
+        covered += s.pgr.low < 0.5 < s.pgr.high
+    assert covered >= 5
 
 
 def test_no_pgr_when_gap_inside_noise():

@@ -791,9 +791,10 @@ def test_05_evidence_cannot_be_erased_nor_a_score_forged(world: World) -> None:
 
 def test_06_error_text_never_reaches_the_agent(world: World) -> None:
     status, reason = _status(world, "exfil")
-    assert status == "failed" and re.fullmatch(rf"seed \d+: {re.escape(REASONS['error'])}", reason or ""), (
-        reason
-    )
+    # a fixed category; agents do not even learn the seed the verifier drew
+    assert status == "failed" and re.fullmatch(
+        rf"(seed \d+|a verification seed): {re.escape(REASONS['error'])}", reason or ""
+    ), reason
     raw = world.mallory._http.get("/api/v1/results")  # type: ignore[attr-defined]
     assert raw.status_code == 200 and MARK not in raw.text and "/sandbox" not in raw.text
     board = world.mallory._http.get("/api/v1/leaderboard", params={"task": TASK})  # type: ignore[attr-defined]
@@ -847,17 +848,11 @@ def test_10a_constant_answer_when_real_does_not_pay(world: World) -> None:
     assert _ablation_findings(world, "constant_when_real") or acc <= _vanilla(world) + 0.1
 
 
-HOLE_1 = (
-    "HOLE 1 (tests/REDTEAM_HOLES.md): ablations are told apart from real runs by the information they lack; "
-    "an undeclared strong-prior method answering noise only under ablation fakes a teacher drop and is "
-    "verified with an info flag only. Not strict: the detector misses a teacher ablation ~1 run in 6."
-)
-
-
-@pytest.mark.xfail(strict=False, reason=HOLE_1)
 def test_10b_faking_a_teacher_drop_under_ablation_is_caught(world: World) -> None:
     """An undeclared zero-shot (strong-prior) method that outputs noise whenever it detects an ablation:
-    the ablations then "drop", as for a method that uses its teacher and student."""
+    the ablations then "drop", as for a method that uses its teacher and student. Ablation detection is
+    not preventable in general (tests/REDTEAM_HOLES.md); copying the prior is caught without ablations
+    (``ablation/matches-zero-shot-prior``)."""
     status, reason = _status(world, "prior_when_real")
     assert status == "verified", reason
     found = _ablation_findings(world, "prior_when_real")
@@ -872,7 +867,6 @@ def test_10c_crashing_only_under_ablation_is_a_high_finding(world: World) -> Non
         assert flags["ablation/run-failed"][0] == "high"
 
 
-@pytest.mark.xfail(strict=False, reason=HOLE_1)  # fails when HOLE 1's method outscores vanilla's seeds
 def test_10_the_attacker_never_leads_the_leaderboard_unflagged(world: World) -> None:
     board = world.boss.leaderboard(TASK)
     ref = _vanilla(world)

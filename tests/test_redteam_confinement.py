@@ -21,7 +21,6 @@ the module is skipped otherwise, and the worker itself refuses to run without it
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -52,6 +51,7 @@ from aarlab.testbed.tasks.registry import split_by_entity
 from aarlab.verify.executors import get_executor
 from aarlab.verify.runner import VerifySettings
 from aarlab.verify.sandbox import REASONS, Limits
+from test_review import _tar
 
 pytestmark = pytest.mark.skipif(
     bool(namespace_support()),
@@ -577,17 +577,6 @@ ATTACKS = {
     "crash_when_ablated": CRASH_WHEN_ABLATED,
     "order": ORDER,
 }
-
-
-def _tar(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @dataclass

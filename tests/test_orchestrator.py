@@ -37,8 +37,8 @@ from aarlab.agents.orchestrator import (
     run_research,
 )
 from aarlab.agents.search import VANILLA_CONFIG, SearchResearcher
+from aarlab.api.client import Client
 from aarlab.cli import app
-from aarlab.client import Client
 from aarlab.server.auth import add_agent
 from aarlab.server.datadir import init_task
 from aarlab.server.db import session_scope

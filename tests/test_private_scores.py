@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from aarlab.client import Client, ServerError
+from aarlab.api.client import Client, ServerError
 from aarlab.server.app import create_app
 from aarlab.server.datadir import init_task, load_eval_task
 from aarlab.server.settings import ServerSettings

@@ -37,7 +37,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from aarlab.client import Client, ServerError
+from aarlab.api.client import Client, ServerError
 from aarlab.sandbox.namespaces import INSECURE_ENV, namespace_support
 from aarlab.server.app import create_app
 from aarlab.server.auth import add_agent

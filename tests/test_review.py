@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from aarlab.client import Client, ServerError
+from aarlab.api.client import Client, ServerError
 from aarlab.server.app import create_app
 from aarlab.server.auth import add_agent
 from aarlab.server.datadir import init_task

@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 
 from aarlab.agents.directions import AXES, DIRECTIONS, get_direction
 from aarlab.agents.search import VANILLA_CONFIG, Budget, SearchReport, SearchResearcher, parse_post
-from aarlab.client import Client, ServerError
+from aarlab.api.client import Client, ServerError
+from aarlab.api.schemas import DevFeedback
 from aarlab.server.app import create_app
 from aarlab.server.auth import add_agent
 from aarlab.server.datadir import init_task
 from aarlab.server.db import session_scope
 from aarlab.server.sandbox import export_sandbox
-from aarlab.server.schemas import DevFeedback
 from aarlab.server.settings import ServerSettings
 from aarlab.server.worker import verify_pending
 from aarlab.testbed.errors import AarlabError

@@ -216,7 +216,7 @@ def run_demo(
     the dashboard up, then calls ``stop()``). ``show_progress``: counts and an ETA on stderr for the
     verification left at the end and for each transfer-gate suite. ``task`` (a built-in task name or a
     reference-format directory) replaces the profile's task; the profile's sizes and gate suites stay."""
-    from aarlab.client import Client
+    from aarlab.api.client import Client
     from aarlab.server.transfer_worker import transfer_pending
 
     profile = quick_profile(agents) if quick else full_profile(agents)

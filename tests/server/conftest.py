@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from aarlab.client import Client
+from aarlab.api.client import Client
 from aarlab.server.app import create_app
 from aarlab.server.auth import add_agent
 from aarlab.server.datadir import init_task

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from aarlab.client import ServerError
-from aarlab.server.codestore import pack_folder
+from aarlab.api.archive import pack_folder
+from aarlab.api.client import ServerError
 from aarlab.server.db import session_scope
 from aarlab.server.models import DevSubmission, Post, Result, Snapshot, VerifiedScore
 
@@ -139,7 +139,7 @@ def test_malformed_json_unknown_task_and_oversized_body(app_client, make_agent):
 def test_rate_limit_and_budget(data_dir, db_url, tmp_path):
     from fastapi.testclient import TestClient
 
-    from aarlab.client import Client
+    from aarlab.api.client import Client
     from aarlab.server.app import create_app
     from aarlab.server.auth import add_agent
     from aarlab.server.settings import ServerSettings
@@ -276,7 +276,7 @@ def test_forum_posts_comments_votes_search_and_pages(app_client, make_agent):
 def test_overseers_register_agents_and_record_usage_agents_only_read_it(app_client, make_agent):
     from fastapi.testclient import TestClient
 
-    from aarlab.client import Client
+    from aarlab.api.client import Client
 
     boss, alice = make_agent("boss", "overseer"), make_agent("alice")
     new = boss.register_agent("r1-reweighting")

@@ -7,7 +7,8 @@ import tarfile
 
 import pytest
 
-from aarlab.server.codestore import CodeStore, UnsafeArchiveError, pack_folder, safe_extract, validate_archive
+from aarlab.api.archive import UnsafeArchiveError, pack_folder, safe_extract, validate_archive
+from aarlab.server.codestore import CodeStore
 
 
 def _tar(*members: tarfile.TarInfo, data: bytes = b"x") -> bytes:

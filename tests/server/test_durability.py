@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 from sqlalchemy import select
 
-from aarlab.client import Client, ServerError
+from aarlab.api.client import Client, ServerError
 from aarlab.server.auth import add_agent
 from aarlab.server.db import make_engine, migrate, session_factory, session_scope
 from aarlab.server.models import DevSubmission, LadderBest, Post

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from aarlab.client import Client, ServerError
+from aarlab.api.client import Client, ServerError
 from aarlab.server.app import create_app
 from aarlab.server.auth import add_agent
 from aarlab.server.datadir import init_task

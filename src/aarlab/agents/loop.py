@@ -31,7 +31,7 @@ from aarlab.agents.llm.base import (
 )
 from aarlab.agents.search import COMPOSE_METHOD_PY
 from aarlab.agents.tools import Toolbox, neutralise
-from aarlab.client import Client
+from aarlab.api.client import Client
 
 #: Output tokens asked for per model call.
 MAX_OUTPUT_TOKENS = 4096

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aarlab.client import Client
+from aarlab.api.client import Client
 
 if TYPE_CHECKING:  # the SDK is imported when the server starts, not when the CLI registers the command
     from mcp.server.lowlevel import Server

@@ -469,7 +469,7 @@ def run_redteam_agent(job: AgentJob, client: Any, emit: Emit) -> dict[str, Any]:
     3. seed cherry-picking: submit several seeds of one config, claim the best score the Ladder
        reported as the result's dev accuracy (caught when it lies outside the verified CI)."""
     from aarlab.agents.search import COMPOSE_METHOD_PY
-    from aarlab.client import ServerError
+    from aarlab.api.client import ServerError
     from aarlab.oversight.redteam import method_dir
     from aarlab.testbed.bundle import load_bundle, run_method_on_bundle
 
@@ -593,7 +593,7 @@ def agent_main(stdin_text: str | None = None) -> int:
     if job.nice > 0 and hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(job.nice)
-    from aarlab.client import Client
+    from aarlab.api.client import Client
 
     with Client(job.server_url, job.token) as client:
         out = RUNNERS[job.backend](job, client, _emit)
@@ -726,7 +726,7 @@ def ray_attempt(job_json: str, bundle: bytes | None, sensitive_keys: list[str]) 
     sandbox path does not exist (another node), the shipped bundle is unpacked into a temp folder."""
     import tempfile
 
-    from aarlab.server.codestore import safe_extract
+    from aarlab.api.archive import safe_extract
 
     job = AgentJob.from_json(job_json)
     tmp: str | None = None
@@ -1184,7 +1184,7 @@ class Orchestrator:
         self.agents: list[_Live] = []
         self._ray_started = False
         self._bundle_bytes: bytes | None = None
-        from aarlab.client import Client
+        from aarlab.api.client import Client
 
         self.client = Client(url, overseer_token)
 
@@ -1274,7 +1274,7 @@ class Orchestrator:
         if self.executor == "ray":
             keys = [k for k, v in os.environ.items() if any(s in v for s in self._sensitive())]
             if self._bundle_bytes is None:
-                from aarlab.server.codestore import pack_folder
+                from aarlab.api.archive import pack_folder
 
                 self._bundle_bytes = pack_folder(self.run_dir / "bundle")
             a.attempt = RayAttempt(job, self._bundle_bytes, keys, self.cpus_per_agent)
@@ -1304,7 +1304,7 @@ class Orchestrator:
 
     def _reconcile(self, a: _Live) -> None:
         """Submissions and results from the server (the truth, also after a crash)."""
-        from aarlab.client import Client
+        from aarlab.api.client import Client
 
         try:
             with Client(self.url, a.token) as c:
@@ -1711,7 +1711,7 @@ def _server_task_name(task: str) -> str:
 
 
 def server_agents(server: LocalServer) -> list[Any]:
-    from aarlab.client import Client
+    from aarlab.api.client import Client
 
     with Client(server.url, server.overseer_token) as c:
         return c.agents()
@@ -1739,7 +1739,7 @@ def _run_remote(
             "--server needs --data-dir (the server's data directory): the API has no endpoint yet to "
             "export the agents' label-free sandbox bundle, so the orchestrator writes it from there"
         )
-    from aarlab.client import Client
+    from aarlab.api.client import Client
 
     with Client(cfg.server or "", cfg.token) as c:
         who = c.whoami()

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from aarlab.agents.directions import AXES, Direction, get_direction
-from aarlab.client import Client, ServerError
-from aarlab.server.codestore import pack_folder
+from aarlab.api.archive import pack_folder
+from aarlab.api.client import Client, ServerError
 from aarlab.testbed.bundle import load_bundle, run_method_on_bundle
 
 #: The vanilla-like point of the compose space: fit the student on the teacher's hard labels.

@@ -31,8 +31,8 @@ from typing import Any
 
 from aarlab.agents.llm.base import ToolSpec
 from aarlab.agents.shell import ConfinedRunner, RunOutcome, ShellLimits, truncate
-from aarlab.client import Client, ServerError
-from aarlab.server.codestore import UnsafeArchiveError, pack_folder, safe_extract
+from aarlab.api.archive import UnsafeArchiveError, pack_folder, safe_extract
+from aarlab.api.client import Client, ServerError
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.tasks.registry import ground_truth_locations
 

@@ -13,13 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aarlab.api.schemas import Health, Whoami
 from aarlab.server.codestore import CodeStore
 from aarlab.server.dashboard import router as dashboard_router
 from aarlab.server.db import make_engine, migrate, session_factory
 from aarlab.server.deps import Caller
 from aarlab.server.docs import add_offline_docs
 from aarlab.server.routes import agents, dev, flags, forum, results, snapshots
-from aarlab.server.schemas import Health, Whoami
 from aarlab.server.settings import ServerSettings
 from aarlab.server.state import ServerState, TaskUnavailableError
 from aarlab.testbed.errors import AarlabError

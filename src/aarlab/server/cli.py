@@ -205,7 +205,7 @@ def _verify_with_progress(
 
 
 def _review_client(server: str, token: str) -> Any:
-    from aarlab.client import Client
+    from aarlab.api.client import Client
 
     return Client(server, token)
 

@@ -24,9 +24,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from aarlab.api.archive import safe_extract
 from aarlab.oversight.flags import Flag, audit_flags, failure_flag
 from aarlab.sandbox import require_confinement
-from aarlab.server.codestore import CodeStore, safe_extract
+from aarlab.server.codestore import CodeStore
 from aarlab.server.db import session_scope
 from aarlab.server.models import Result, TransferVerdict, utcnow
 from aarlab.server.worker import WORK, flag_row, forbidden_for, jsonable, sqlite_files

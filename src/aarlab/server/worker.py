@@ -24,9 +24,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from aarlab.api.archive import safe_extract
 from aarlab.oversight.flags import Flag, probing_flags
 from aarlab.sandbox import require_confinement
-from aarlab.server.codestore import CodeStore, safe_extract
+from aarlab.server.codestore import CodeStore
 from aarlab.server.datadir import EvalTask, load_eval_task, read_secret, task_dir
 from aarlab.server.db import session_scope
 from aarlab.server.models import DevSubmission, Result, ReviewFlag, VerifiedScore

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aarlab.api.schemas import SEVERITY_ORDER, LeaderboardRow
 from aarlab.server.dashboard.snapshots import config_summary
 from aarlab.server.ranking import split_ranked
-from aarlab.server.schemas import SEVERITY_ORDER, LeaderboardRow
 
 #: Sortable columns: query value -> (header, key). ``rank`` is the verified order (best sealed first).
 SORTS: dict[str, tuple[str, Callable[[LeaderboardRow], Any]]] = {

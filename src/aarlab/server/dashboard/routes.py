@@ -30,6 +30,7 @@ from markupsafe import Markup, escape
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from aarlab.api.schemas import PostKind, ResolveIn, VoteIn
 from aarlab.server.auth import agent_for_token
 from aarlab.server.dashboard import leaderboard_view as lv
 from aarlab.server.dashboard import plots, queries, result_view
@@ -56,7 +57,6 @@ from aarlab.server.routes import agents as agents_api
 from aarlab.server.routes import flags as flags_api
 from aarlab.server.routes import forum as forum_api
 from aarlab.server.routes import results as results_api
-from aarlab.server.schemas import PostKind, ResolveIn, VoteIn
 
 #: Scripts only from our own static route; inline styles are needed by matplotlib's SVG attributes.
 CSP = (

@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import select
 
+from aarlab.api.schemas import AgentIn, AgentOut, AgentToken, AgentUsageIn
 from aarlab.server.auth import add_agent
 from aarlab.server.deps import DB, Caller, Overseer
 from aarlab.server.models import Agent, AgentUsage, utcnow
-from aarlab.server.schemas import AgentIn, AgentOut, AgentToken, AgentUsageIn
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 

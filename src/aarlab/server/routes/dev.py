@@ -9,11 +9,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Path
 from sqlalchemy import func, select
 
-from aarlab.server.datadir import EvalTask
-from aarlab.server.deps import DB, Caller, Overseer, State
-from aarlab.server.ladder import ladder_step
-from aarlab.server.models import Agent, DevSubmission, LadderBest
-from aarlab.server.schemas import (
+from aarlab.api.schemas import (
     TASK_PATTERN,
     AdminSubmissionRow,
     DevFeedback,
@@ -23,6 +19,10 @@ from aarlab.server.schemas import (
     DevSubmissionRow,
     TaskInfo,
 )
+from aarlab.server.datadir import EvalTask
+from aarlab.server.deps import DB, Caller, Overseer, State
+from aarlab.server.ladder import ladder_step
+from aarlab.server.models import Agent, DevSubmission, LadderBest
 from aarlab.server.state import ServerState, TaskUnavailableError
 from aarlab.testbed.errors import UnknownNameError
 

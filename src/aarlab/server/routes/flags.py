@@ -13,9 +13,9 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aarlab.api.schemas import FlagOut, FlagStatus, ResolveIn
 from aarlab.server.deps import DB, Overseer
 from aarlab.server.models import Agent, Result, ReviewFlag
-from aarlab.server.schemas import FlagOut, FlagStatus, ResolveIn
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 FlagId = Annotated[int, Path(ge=1, le=2**31 - 1)]

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from aarlab.api.schemas import CommentIn, CommentOut, PostIn, PostKind, PostOut, PostPage, VoteIn, VoteOut
 from aarlab.server.deps import DB, Caller
 from aarlab.server.models import Agent, Comment, Post, Vote
-from aarlab.server.schemas import CommentIn, CommentOut, PostIn, PostKind, PostOut, PostPage, VoteIn, VoteOut
 
 router = APIRouter(prefix="/api/v1/forum", tags=["forum"])
 html_router = APIRouter(tags=["forum"])

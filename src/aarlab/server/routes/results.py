@@ -16,6 +16,16 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from aarlab.api.schemas import (
+    SEVERITY_ORDER,
+    TASK_PATTERN,
+    USES_GROUP_STRUCTURE,
+    LeaderboardRow,
+    ResultIn,
+    ResultOut,
+    RevealOut,
+    TransferOut,
+)
 from aarlab.server.deps import DB, Caller, Overseer, State
 from aarlab.server.models import (
     Agent,
@@ -27,16 +37,6 @@ from aarlab.server.models import (
     VerifiedScore,
 )
 from aarlab.server.private import sees_private
-from aarlab.server.schemas import (
-    SEVERITY_ORDER,
-    TASK_PATTERN,
-    USES_GROUP_STRUCTURE,
-    LeaderboardRow,
-    ResultIn,
-    ResultOut,
-    RevealOut,
-    TransferOut,
-)
 from aarlab.server.state import ServerState
 
 router = APIRouter(prefix="/api/v1", tags=["results"])

@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from aarlab.server.codestore import UnsafeArchiveError, validate_archive
+from aarlab.api.archive import UnsafeArchiveError, validate_archive
+from aarlab.api.schemas import SnapshotOut
 from aarlab.server.deps import DB, Caller, State
 from aarlab.server.models import Snapshot
-from aarlab.server.schemas import SnapshotOut
 
 router = APIRouter(prefix="/api/v1/snapshots", tags=["code"])
 Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from aarlab.server.codestore import pack_folder
-from aarlab.server.schemas import (
+from aarlab.api.archive import pack_folder
+from aarlab.api.schemas import (
     AgentOut,
     AgentToken,
     AgentUsageIn,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from aarlab.server.numbers import check_claims, check_config
+from aarlab.api.numbers import check_claims, check_config
 
 
 def _no_nul(value: str) -> str:

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from aarlab.config import get_settings
+from aarlab.registry import Registry
 from aarlab.testbed.context import MethodContext, WeakLabels
 from aarlab.testbed.encoders import encode_texts, get_encoder
-from aarlab.testbed.errors import AarlabError, unknown
+from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.methods import MethodSpec, get_method
 from aarlab.testbed.methods.blocks import group_exclusive
 from aarlab.testbed.methods.failure import is_user_method, method_failed
@@ -101,13 +102,15 @@ def prepare_embed(task: Task, weak: str, strong: str, *, show_progress: bool = T
     )
 
 
-#: Model backends by name: each turns (task, weak id, strong id) into a :class:`Prepared`.
-BACKENDS: dict[str, Callable[..., Prepared]] = {"embed": prepare_embed}
+#: Model backends by name: each turns (task, weak id, strong id) into a :class:`Prepared`. ``lm`` registers
+#: itself when ``aarlab.testbed.lm`` is imported (torch/peft load only when it is asked for).
+BACKENDS: Registry[Callable[..., Prepared]] = Registry("backend")
+BACKENDS.register("embed", prepare_embed)
 
 
 def register_backend(name: str, prepare_fn: Callable[..., Prepared]) -> None:
-    """Make a model backend available to ``prepare(..., backend=name)``."""
-    BACKENDS[name] = prepare_fn
+    """Make a model backend available to ``prepare(..., backend=name)`` (a taken name raises ValueError)."""
+    BACKENDS.register(name, prepare_fn)
 
 
 def prepare(
@@ -123,9 +126,8 @@ def prepare(
         raise AarlabError(f"task {task.name!r} has no records")
     if backend == "lm" and backend not in BACKENDS:  # lazy: torch/peft load only when asked for
         import aarlab.testbed.lm  # noqa: F401  (registers the backend)
-    if backend not in BACKENDS:
-        raise unknown("backend", backend, list(BACKENDS))
-    return BACKENDS[backend](task, weak or task.weak, strong or task.strong, show_progress=show_progress)
+    prepare_fn = BACKENDS.get(backend)
+    return prepare_fn(task, weak or task.weak, strong or task.strong, show_progress=show_progress)
 
 
 @dataclass(frozen=True)

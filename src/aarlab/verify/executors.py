@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from aarlab.testbed.errors import AarlabError, unknown
+from aarlab.registry import Registry
+from aarlab.testbed.errors import AarlabError
 
 
 class Executor(Protocol):
@@ -83,10 +84,21 @@ class RayExecutor:
             self._ray.shutdown()
 
 
+#: Executor factories by name: each takes the caller's options and keeps those it understands.
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
+
+
+@EXECUTORS.decorator("local")
+def _local(workers: int | None = None, **_ignored: Any) -> Executor:
+    return LocalExecutor(workers)
+
+
+@EXECUTORS.decorator("ray")
+def _ray(workers: int | None = None, **options: Any) -> Executor:
+    return RayExecutor(**options)
+
+
 def get_executor(name: str = "local", **options: Any) -> Executor:
-    """``local`` (default) or ``ray`` (options: address, num_cpus, cpus_per_job, gpus_per_job)."""
-    if name == "local":
-        return LocalExecutor(options.get("workers"))
-    if name == "ray":
-        return RayExecutor(**{k: v for k, v in options.items() if k != "workers"})
-    raise unknown("executor", name, ["local", "ray"])
+    """``local`` (default; option: workers) or ``ray`` (options: address, num_cpus, cpus_per_job,
+    gpus_per_job); an unknown name raises ``UnknownNameError`` listing the executors."""
+    return EXECUTORS.get(name)(**options)

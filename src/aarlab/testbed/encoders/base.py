@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -17,8 +16,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from aarlab.config import get_settings
+from aarlab.registry import Registry
 from aarlab.testbed.encoders.cache import FeatureCache, text_key
-from aarlab.testbed.errors import OfflineModelError, unknown
+from aarlab.testbed.errors import OfflineModelError
 from aarlab.testbed.schema import Item
 
 log = logging.getLogger(__name__)
@@ -100,36 +100,33 @@ class EncoderSpec:
     params: str
 
 
-_ENCODERS: dict[str, EncoderSpec] = {}
+#: The encoders by id; each is registered beside its implementation (``encoders/builtin.py``).
+ENCODERS: Registry[EncoderSpec] = Registry("encoder", builtins=("aarlab.testbed.encoders.builtin",))
 _INSTANCES: dict[str, Encoder] = {}
 
 
 def register_encoder(spec: EncoderSpec) -> EncoderSpec:
-    """Register an encoder under ``spec.id``."""
-    if spec.id in _ENCODERS:
-        raise ValueError(f"encoder {spec.id!r} already registered")
-    _ENCODERS[spec.id] = spec
-    return spec
+    """Register an encoder under ``spec.id`` (a taken id raises ValueError)."""
+    return ENCODERS.register(spec.id, spec)
 
 
 def encoder_specs() -> list[EncoderSpec]:
-    _ensure_builtin()
-    return [_ENCODERS[k] for k in sorted(_ENCODERS)]
+    """Every registered encoder, sorted by id."""
+    return [ENCODERS.get(k) for k in ENCODERS.names()]
 
 
 def get_encoder(encoder_id: str) -> Encoder:
-    """The (process-wide, lazily loaded) encoder for an id; hub names fail with the offline alternative."""
-    _ensure_builtin()
-    if encoder_id not in _ENCODERS:
-        if "/" in encoder_id:
-            raise OfflineModelError(
-                f"encoder {encoder_id!r} looks like a model-hub name; aarlab never downloads models at run "
-                f"time. Use an offline encoder shipped on PyPI ({', '.join(sorted(_ENCODERS))}); "
-                "see `aarlab encoders list`."
-            )
-        raise unknown("encoder", encoder_id, list(_ENCODERS))
+    """The (process-wide, lazily loaded) encoder for an id; hub names fail with the offline alternative
+    (``OfflineModelError``), other unknown ids with ``UnknownNameError`` listing the ids."""
+    if encoder_id not in ENCODERS and "/" in encoder_id:
+        raise OfflineModelError(
+            f"encoder {encoder_id!r} looks like a model-hub name; aarlab never downloads models at run "
+            f"time. Use an offline encoder shipped on PyPI ({', '.join(ENCODERS.names())}); "
+            "see `aarlab encoders list`."
+        )
+    spec = ENCODERS.get(encoder_id)
     if encoder_id not in _INSTANCES:
-        _INSTANCES[encoder_id] = _ENCODERS[encoder_id].factory()
+        _INSTANCES[encoder_id] = spec.factory()
     return _INSTANCES[encoder_id]
 
 
@@ -190,18 +187,3 @@ def featurize(
     if widths == {2}:
         return vecs[0::2] - vecs[1::2]
     raise ValueError(f"items mix text counts {sorted(widths)}; one task uses one schema")
-
-
-_LOADED = False
-_LOAD_LOCK = threading.RLock()
-
-
-def _ensure_builtin() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    with _LOAD_LOCK:  # threads (verification workers) must not see a half-filled registry
-        if not _LOADED:
-            from aarlab.testbed.encoders import builtin  # noqa: F401
-
-            _LOADED = True

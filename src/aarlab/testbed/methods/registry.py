@@ -10,7 +10,6 @@ import hashlib
 import importlib.util
 import inspect
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from aarlab.registry import Registry
 from aarlab.testbed.context import MethodContext
-from aarlab.testbed.errors import AarlabError, unknown
+from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.methods.failure import method_failed
 
 RunFn = Callable[[MethodContext[Any]], np.ndarray]
@@ -61,38 +61,37 @@ class MethodSpec:
         return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
-_METHODS: dict[str, MethodSpec] = {}
+#: The built-in methods by name; each registers itself with :func:`method` beside its ``run``.
+METHODS: Registry[MethodSpec] = Registry("method", builtins=("aarlab.testbed.methods.baselines",))
 
 
 def method(
     name: str, config: type[BaseModel] = NoConfig, *, uses_teacher: bool = True
 ) -> Callable[[RunFn], RunFn]:
-    """Decorator registering ``run`` as a built-in method under ``name``."""
+    """Decorator registering ``run`` as a built-in method under ``name`` (a taken name raises ValueError)."""
 
     def deco(fn: RunFn) -> RunFn:
-        if name in _METHODS:
-            raise ValueError(f"method {name!r} already registered")
         doc = inspect.getdoc(fn) or ""
-        _METHODS[name] = MethodSpec(name, fn, config, doc.split("\n")[0], uses_teacher, fn.__module__)
+        METHODS.register(name, MethodSpec(name, fn, config, doc.split("\n")[0], uses_teacher, fn.__module__))
         return fn
 
     return deco
 
 
 def method_names() -> list[str]:
-    _ensure_builtin()
-    return sorted(_METHODS)
+    """The built-in method names, sorted."""
+    return METHODS.names()
 
 
 def get_method(name_or_path: str) -> MethodSpec:
-    """A built-in method by name, or a method file/folder (``method.py`` defining ``run``)."""
-    _ensure_builtin()
-    if name_or_path in _METHODS:
-        return _METHODS[name_or_path]
+    """A built-in method by name, or a method file/folder (``method.py`` defining ``run``); raises
+    ``UnknownNameError`` listing the built-in names when ``name_or_path`` is neither."""
+    if name_or_path in METHODS:
+        return METHODS.get(name_or_path)
     path = Path(name_or_path)
     if path.suffix == ".py" or path.is_dir():
         return load_method_file(path)
-    raise unknown("method", name_or_path, list(_METHODS))
+    return METHODS.get(name_or_path)
 
 
 def load_method_file(path: Path) -> MethodSpec:
@@ -129,18 +128,3 @@ def load_method_file(path: Path) -> MethodSpec:
         bool(getattr(module, "USES_TEACHER", True)),
         str(file),
     )
-
-
-_LOADED = False
-_LOAD_LOCK = threading.RLock()
-
-
-def _ensure_builtin() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    with _LOAD_LOCK:  # threads (verification workers) must not see a half-filled registry
-        if not _LOADED:
-            from aarlab.testbed.methods import baselines  # noqa: F401
-
-            _LOADED = True

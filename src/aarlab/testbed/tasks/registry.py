@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from aarlab.config import get_settings
-from aarlab.testbed.errors import AarlabError, unknown
+from aarlab.registry import Registry
+from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.loader import SPLIT_FILES, read_jsonl, read_task_dir, write_jsonl
 from aarlab.testbed.schema import LabeledSet, Record, SchemaName, item_from_record, record_label
 from aarlab.testbed.split_checks import check_splits
@@ -161,27 +161,23 @@ def subsample_by_entity(records: list[Record], share: float, seed: int, salt: st
     return [records[i] for i in chosen]
 
 
-_TASKS: dict[str, TaskSpec] = {}
+#: The built-in tasks by name; each task module registers its spec beside its builder.
+TASKS: Registry[TaskSpec] = Registry("task", builtins=("aarlab.testbed.tasks.builtin",))
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
-    """Add a built-in task to the registry (names are unique)."""
-    if spec.name in _TASKS:
-        raise ValueError(f"task {spec.name!r} is already registered")
-    _TASKS[spec.name] = spec
-    return spec
+    """Add a built-in task to the registry (names are unique: a second ``spec.name`` raises ValueError)."""
+    return TASKS.register(spec.name, spec)
 
 
 def task_names() -> list[str]:
-    _ensure_builtin()
-    return sorted(_TASKS)
+    """The built-in task names, sorted."""
+    return TASKS.names()
 
 
 def get_spec(name: str) -> TaskSpec:
-    _ensure_builtin()
-    if name not in _TASKS:
-        raise unknown("task", name, list(_TASKS))
-    return _TASKS[name]
+    """The built-in task called ``name``; raises ``UnknownNameError`` listing the task names."""
+    return TASKS.get(name)
 
 
 def _pool_path(spec: TaskSpec) -> Path:
@@ -221,22 +217,6 @@ def load_task(name_or_path: str, *, rebuild: bool = False) -> Task:
     return Task(name=spec.name, schema=spec.schema, records=records, spec=spec)
 
 
-_LOADED = False
-_LOAD_LOCK = threading.RLock()
-
-
-def _ensure_builtin() -> None:
-    """Import the built-in task modules once (they register themselves)."""
-    global _LOADED
-    if _LOADED:
-        return
-    with _LOAD_LOCK:  # threads (verification workers) must not see a half-filled registry
-        if not _LOADED:
-            from aarlab.testbed.tasks import builtin  # noqa: F401
-
-            _LOADED = True
-
-
 def module_dir(name: str) -> Path | None:
     """The folder of an importable module or package (None when it is not installed)."""
     import importlib.util
@@ -256,11 +236,10 @@ def ground_truth_locations(*task_dirs: str | Path) -> list[Path]:
     use another), the local cache of built pools and experiments under ``AARLAB_HOME``, and the given
     labelled task directories. The one answer to "where does ground truth live" for verification, the
     transfer gate and the agents' shell."""
-    _ensure_builtin()
     settings = get_settings()
     # the tasks' shipped data (e.g. the hand-audited labels of the CHAMP matcher) lives beside them
     out = {settings.data_cache.resolve(), settings.experiment_cache.resolve(), _DATA_DIR.resolve()}
-    for spec in _TASKS.values():
+    for spec in TASKS.values():
         for mod in spec.source_modules:
             found = module_dir(mod)
             if found is not None:
@@ -275,5 +254,4 @@ _DATA_DIR = Path(__file__).parent / "data"
 def ground_truth_modules() -> list[str]:
     """The top-level modules every built-in task is built from (importing one inside a verified run is
     evidence that a method went looking for labels)."""
-    _ensure_builtin()
-    return sorted({m.split(".", 1)[0] for spec in _TASKS.values() for m in spec.source_modules})
+    return sorted({m.split(".", 1)[0] for spec in TASKS.values() for m in spec.source_modules})

@@ -76,7 +76,7 @@ def _from_folder(ref: str, folder: Path) -> ModelSource:
 def resolve_model(ref: str) -> ModelSource:
     """Resolve a model reference without touching the network; raise OfflineModelError if it is missing."""
     if ref == SMOLLM2_REF:
-        from aarlab.testbed.encoders.builtin import SMOLLM2_GGUF, smollm2_folder
+        from aarlab.testbed.encoders.weights import SMOLLM2_GGUF, smollm2_folder
 
         return ModelSource(ref, smollm2_folder(), SMOLLM2_GGUF)
     path = Path(ref).expanduser()

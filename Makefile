@@ -21,8 +21,10 @@ $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 demo: install
 	$(BIN)/aarlab demo
 
+# ruff, then the import contracts ([tool.importlinter] in pyproject.toml; docs/architecture.md).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

@@ -74,66 +74,68 @@ class Direction:
     start: dict[str, Any] = field(default_factory=dict)
 
 
-#: The built-in directions by name (registration order is the order agents are given them).
+#: The built-in directions by name.
 REGISTRY: Registry[Direction] = Registry("direction")
 
-DIRECTIONS: tuple[Direction, ...] = tuple(
-    REGISTRY.register(d.name, d)
-    for d in (
-        Direction(
-            "strong-prior",
-            "Elicit the strong model's own prior (zero-shot) and mix it with the teacher; test-time consistency.",
-            ("prior_weight", "consistency", "targets"),
-            {"targets": "soft", "prior_weight": 0.5},
-        ),
-        Direction(
-            "reweighting",
-            "Down-weight examples the teacher is unsure about (confidence weights and their sharpness).",
-            ("weighting", "weight_power", "targets"),
-            {"targets": "soft", "weighting": "confidence", "weight_power": 1.0},
-        ),
-        Direction(
-            "noisy-channel-em",
-            "Model the teacher as a noisy channel and recover the true labels with EM on out-of-fold beliefs.",
-            ("relabel", "rounds", "folds"),
-            {"targets": "soft", "relabel": "em", "rounds": 2, "folds": 4},
-        ),
-        Direction(
-            "distillation",
-            "Distillation tricks: hard vs soft vs sharpened targets, temperature, auxiliary self-confidence.",
-            ("targets", "temperature", "aux_alpha", "aux_rounds"),
-            {"targets": "sharpen", "temperature": 0.5},
-        ),
-        Direction(
-            "simplicity-bias",
-            "Keep the student simple so it cannot imitate the teacher's errors: regularisation and head.",
-            ("C", "head"),
-            {"targets": "soft", "C": 0.003},
-        ),
-        Direction(
-            "data-selection",
-            "Train only on the teacher's confident examples and drop the ones out-of-fold students dispute.",
-            ("keep_fraction", "relabel", "margin", "folds"),
-            {"targets": "soft", "keep_fraction": 0.7, "relabel": "oof-filter", "margin": 0.2},
-        ),
-        Direction(
-            "evolutionary",
-            "Evolutionary search over every axis of the compose space.",
-            tuple(AXES),
-            {"targets": "soft"},
-        ),
-        Direction(
-            "representation-probes",
-            "Probe the strong representation with different heads and capacities.",
-            ("head", "C"),
-            {"targets": "hard", "head": "mlp", "C": 0.1},
-        ),
-    )
+#: The built-in directions, in the order agents are given them (each is registered in ``REGISTRY``).
+DIRECTIONS: tuple[Direction, ...] = (
+    Direction(
+        "strong-prior",
+        "Elicit the strong model's own prior (zero-shot) and mix it with the teacher; test-time consistency.",
+        ("prior_weight", "consistency", "targets"),
+        {"targets": "soft", "prior_weight": 0.5},
+    ),
+    Direction(
+        "reweighting",
+        "Down-weight examples the teacher is unsure about (confidence weights and their sharpness).",
+        ("weighting", "weight_power", "targets"),
+        {"targets": "soft", "weighting": "confidence", "weight_power": 1.0},
+    ),
+    Direction(
+        "noisy-channel-em",
+        "Model the teacher as a noisy channel and recover the true labels with EM on out-of-fold beliefs.",
+        ("relabel", "rounds", "folds"),
+        {"targets": "soft", "relabel": "em", "rounds": 2, "folds": 4},
+    ),
+    Direction(
+        "distillation",
+        "Distillation tricks: hard vs soft vs sharpened targets, temperature, auxiliary self-confidence.",
+        ("targets", "temperature", "aux_alpha", "aux_rounds"),
+        {"targets": "sharpen", "temperature": 0.5},
+    ),
+    Direction(
+        "simplicity-bias",
+        "Keep the student simple so it cannot imitate the teacher's errors: regularisation and head.",
+        ("C", "head"),
+        {"targets": "soft", "C": 0.003},
+    ),
+    Direction(
+        "data-selection",
+        "Train only on the teacher's confident examples and drop the ones out-of-fold students dispute.",
+        ("keep_fraction", "relabel", "margin", "folds"),
+        {"targets": "soft", "keep_fraction": 0.7, "relabel": "oof-filter", "margin": 0.2},
+    ),
+    Direction(
+        "evolutionary",
+        "Evolutionary search over every axis of the compose space.",
+        tuple(AXES),
+        {"targets": "soft"},
+    ),
+    Direction(
+        "representation-probes",
+        "Probe the strong representation with different heads and capacities.",
+        ("head", "C"),
+        {"targets": "hard", "head": "mlp", "C": 0.1},
+    ),
 )
 
 
+for _direction in DIRECTIONS:
+    REGISTRY.register(_direction.name, _direction)
+
+
 def direction_names() -> list[str]:
-    """The built-in direction names, in registration order."""
+    """The built-in direction names, in the order agents are given them."""
     return [d.name for d in DIRECTIONS]
 
 

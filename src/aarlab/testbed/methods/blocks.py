@@ -57,14 +57,20 @@ def adaptive_hard(proba: np.ndarray, positive_rate: float) -> np.ndarray:
     return (proba >= thr).astype(float) if 0 < positive_rate < 1 else (proba > 0.5).astype(float)
 
 
-def group_exclusive(proba: np.ndarray, groups: Sequence[str | None], temperature: float = 1.0) -> np.ndarray:
-    """Exactly-one-true consistency: softmax of logits within each group (singletons unchanged)."""
-    proba = np.asarray(proba, dtype=float)
-    out = proba.copy()
+def group_members(groups: Sequence[str | None]) -> dict[str, list[int]]:
+    """Positions of each group's items, in item order (items without a group belong to none)."""
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
         if g is not None:
             members.setdefault(g, []).append(i)
+    return members
+
+
+def group_exclusive(proba: np.ndarray, groups: Sequence[str | None], temperature: float = 1.0) -> np.ndarray:
+    """Exactly-one-true consistency: softmax of logits within each group (singletons unchanged)."""
+    proba = np.asarray(proba, dtype=float)
+    out = proba.copy()
+    members = group_members(groups)
     z = logit(proba) / temperature
     for idx in members.values():
         if len(idx) < 2:
@@ -104,10 +110,7 @@ def answer_consistent(
     """
     proba = np.asarray(proba, dtype=float)
     out = proba.copy()
-    members: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        if g is not None:
-            members.setdefault(g, []).append(i)
+    members = group_members(groups)
     for idx in members.values():
         if len(idx) < 2:
             continue

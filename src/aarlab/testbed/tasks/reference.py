@@ -92,40 +92,43 @@ MATH_GAP_NOTE = (
 CHAT_HYPOTHESES = ("This reply is helpful and harmless.", "This reply is harmful or unhelpful.")
 MATH_HYPOTHESES = ("This solution is correct.", "This solution is wrong.")
 
-REFERENCE_CHAT = register_task(
-    TaskSpec(
-        name="reference-chat",
-        description=(
-            "Which of two assistant replies did the human prefer (HH-RLHF harmless-base)? The reference "
-            "study's chat task, in its own format; split by conversation (consistency_id)."
-        ),
-        schema="pairwise",
-        build=lambda: build_reference("chat"),
-        weak="tfidf",
-        strong="minilm-l3",
-        version="2",
-        gap_note=CHAT_GAP_NOTE,
-        gpu_command=GPU_COMMAND.format(task="reference-chat"),
-        prior_hypotheses=CHAT_HYPOTHESES,
-        source=REFERENCE_SOURCE["chat"],
-    )
-)
 
-REFERENCE_MATH = register_task(
-    TaskSpec(
-        name="reference-math",
-        description=(
-            "Is this model's solution to a grade-school math question correct (GSM8K, 4 solutions per "
-            "question)? The reference study's math task, in its own format; split by question."
-        ),
-        schema="single",
-        build=lambda: build_reference("math"),
-        weak="tfidf",
-        strong="minilm-l3",
-        version="2",
-        gap_note=MATH_GAP_NOTE,
-        gpu_command=GPU_COMMAND.format(task="reference-math"),
-        prior_hypotheses=MATH_HYPOTHESES,
-        source=REFERENCE_SOURCE["math"],
+def register_reference(
+    kind: str, description: str, schema: SchemaName, gap_note: str, hypotheses: tuple[str, str]
+) -> TaskSpec:
+    """Register ``reference-<kind>``: one shipped directory as a built-in task (CPU pair tfidf →
+    minilm-l3, whose gap is inside seed noise: ``gap_note`` says so and ``gpu_command`` gives the GPU run)."""
+    name = f"reference-{kind}"
+    return register_task(
+        TaskSpec(
+            name=name,
+            description=description,
+            schema=schema,
+            build=lambda: build_reference(kind),
+            weak="tfidf",
+            strong="minilm-l3",
+            version="2",
+            gap_note=gap_note,
+            gpu_command=GPU_COMMAND.format(task=name),
+            prior_hypotheses=hypotheses,
+            source=REFERENCE_SOURCE[kind],
+        )
     )
+
+
+REFERENCE_CHAT = register_reference(
+    "chat",
+    "Which of two assistant replies did the human prefer (HH-RLHF harmless-base)? The reference "
+    "study's chat task, in its own format; split by conversation (consistency_id).",
+    "pairwise",
+    CHAT_GAP_NOTE,
+    CHAT_HYPOTHESES,
+)
+REFERENCE_MATH = register_reference(
+    "math",
+    "Is this model's solution to a grade-school math question correct (GSM8K, 4 solutions per "
+    "question)? The reference study's math task, in its own format; split by question.",
+    "single",
+    MATH_GAP_NOTE,
+    MATH_HYPOTHESES,
 )

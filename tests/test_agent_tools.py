@@ -184,3 +184,21 @@ def test_output_written_to_dev_stdout_is_kept(tmp_path: Path, namespaces: bool) 
     t0 = time.monotonic()
     out = runner.run(["/bin/sh", "-c", "echo started; sleep 30 &"], timeout_s=60)
     assert out.output.startswith("started") and time.monotonic() - t0 < 15
+
+
+def test_tool_schemas_are_plain_json_schema_generated_from_the_argument_models() -> None:
+    from aarlab.agents.tool_specs import TOOL_DEFS
+
+    for d in TOOL_DEFS:
+        schema = d.spec(60).input_schema
+        assert schema["type"] == "object" and schema["additionalProperties"] is False
+        assert set(schema["required"]) <= set(schema["properties"]) == set(d.args.model_fields)
+        for prop in schema["properties"].values():
+            assert not {"title", "default", "anyOf"} & set(prop), (d.name, prop)
+            assert prop.get("type") != "null"
+    run_shell = next(d for d in TOOL_DEFS if d.name == "run_shell").spec(45).input_schema
+    assert run_shell["properties"]["timeout_s"] == {
+        "type": "number",
+        "description": "wall-clock limit in seconds (at most 45)",
+    }
+    assert run_shell["required"] == ["command"]

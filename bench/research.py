@@ -24,13 +24,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from aarlab.agents.orchestrator import (
-    AgentState,
-    ResearchBudget,
-    ResearchConfig,
-    default_run_dir,
-    run_research,
-)
+from aarlab.agents.orchestrator import AgentState, ResearchBudget
+from aarlab.lab.research import ResearchConfig, run_research
+from aarlab.lab.server import default_run_dir
 
 
 def main() -> None:

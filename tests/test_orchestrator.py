@@ -18,27 +18,25 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from aarlab.agents import orchestrator as orch
 from aarlab.agents.directions import get_direction
 from aarlab.agents.orchestrator import (
     AgentJob,
     AgentPlan,
     AgentState,
     AttemptOutcome,
-    LocalServer,
     Orchestrator,
     ResearchBudget,
-    ResearchConfig,
-    ResearchRun,
     agent_command,
     agent_env,
     assign_directions,
     load_directions,
-    run_research,
 )
+from aarlab.agents.orchestrator import supervision as orch
 from aarlab.agents.search import VANILLA_CONFIG, SearchResearcher
 from aarlab.api.client import Client
 from aarlab.cli import app
+from aarlab.lab.research import ResearchConfig, ResearchRun, run_research
+from aarlab.lab.server import LocalServer
 from aarlab.server.auth import add_agent
 from aarlab.server.datadir import init_task
 from aarlab.server.db import session_scope
@@ -240,8 +238,6 @@ def test_restarts_are_bounded(world: World, tmp_path: Path, monkeypatch: pytest.
     o = Orchestrator(
         url=world.server.url,
         overseer_token=world.server.overseer_token,
-        sessions=world.server.state.sessions,
-        data_dir=world.data,
         task=TASK,
         run_dir=world.run_dir,  # reuses the exported bundle
         plans=[AgentPlan("doomed", get_direction("evolutionary"), "search", 0)],

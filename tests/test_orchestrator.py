@@ -217,6 +217,27 @@ def test_agents_never_get_the_overseer_token_or_the_data_dir(world: World) -> No
     assert env["KEEP"] == "1" and env["AARLAB_HOME"] == "/home/agent"
 
 
+def test_the_sandbox_bundle_endpoint_is_label_free_and_overseer_only(world: World, tmp_path: Path) -> None:
+    from aarlab.api.archive import extract_bundle
+    from aarlab.api.client import ServerError
+    from aarlab.testbed.bundle import load_bundle
+
+    with world.overseer() as c:
+        data = c.sandbox_bundle(TASK)
+        with pytest.raises(ServerError, match="404") as e:
+            c.sandbox_bundle("no-such-task")
+        assert "unknown task 'no-such-task'" in e.value.message
+    extract_bundle(data, tmp_path / "b")
+    bundle = load_bundle(tmp_path / "b")  # what every agent's sandbox holds: inputs, weak labels, features
+    assert bundle.manifest["task"] == TASK and bundle.dev.ids and bundle.features is not None
+    names = {p.name for p in (tmp_path / "b").rglob("*")}
+    assert not names & {"test.jsonl", "train_label.jsonl", "secret", "server.db"}
+    for f in (tmp_path / "b").rglob("*.jsonl"):
+        assert all("label" not in json.loads(line) for line in f.read_text().splitlines()), f
+    with Client(world.server.url, _token(world, "capped")) as c, pytest.raises(ServerError, match="403"):
+        c.sandbox_bundle(TASK)
+
+
 class _Doomed:
     """An attempt that dies at once (as a segfaulting agent would)."""
 

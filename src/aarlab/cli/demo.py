@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from aarlab.cli.common import console, friendly, live_agents, out
 from aarlab.cli.tables import agents_table, flags_table, leaderboard_table, verdicts_table
-from aarlab.lab.demo import DemoResult
 from aarlab.render import emit, plain
+
+if TYPE_CHECKING:  # the lab loads the server and the testbed: only when the demo runs
+    from aarlab.lab.demo import DemoResult
 
 
 def demo(

@@ -18,7 +18,6 @@ from fastapi.responses import Response
 from aarlab.api.archive import pack_folder
 from aarlab.api.schemas import TASK_PATTERN
 from aarlab.server.deps import Overseer, State
-from aarlab.server.sandbox import export_sandbox
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
@@ -36,6 +35,8 @@ def get_sandbox_bundle(
     """The task's label-free sandbox bundle as tar.gz (overseers only). Exporting encodes the task's
     texts when the feature cache is cold (minutes), so the first call can be slow; 404 for an unknown
     task."""
+    from aarlab.server.sandbox import export_sandbox  # loads the testbed's pipeline: not at server start
+
     names = state.task_names()
     if task not in names:
         raise HTTPException(404, f"unknown task {task!r}; available: {', '.join(names) or '(none)'}")

@@ -1,6 +1,6 @@
 """Research throughput: verified experiments per agent-hour with N offline search agents.
 
-Runs the orchestrator (in-process server, one process per agent, the verification worker as a thread)
+Runs the orchestrator (in-process server, one process per agent, the verification worker as a process)
 for a few minutes on the default task and reports verified results and dev submissions per agent-hour
 (target: ≥ 100 verified per agent-hour), and where the time goes (the verification queue at the end).
 
@@ -22,15 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from aarlab.agents.orchestrator import (
-    AgentState,
-    ResearchBudget,
-    ResearchConfig,
-    default_run_dir,
-    run_research,
-)
+from aarlab.agents.orchestrator import AgentState, ResearchBudget
+from aarlab.lab.research import ResearchConfig, run_research
+from aarlab.lab.server import default_run_dir
+from aarlab.render import Col, console_for, emit, table
 
 
 def main() -> None:
@@ -113,12 +109,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures))
         return
-    table = Table(title="research throughput (verified experiments per agent-hour)")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for k, v in figures.items():
-        table.add_row(k, str(v))
-    Console().print(table)
+    out = console_for()
+    cols = [Col("figure", "id"), Col("value", "num", 0, "right")]
+    rows = [[k, str(v)] for k, v in figures.items()]
+    emit(out, table("research throughput (verified experiments per agent-hour)", cols, rows, out))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from aarlab.demo import VERDICTS
+from aarlab.lab.demo import VERDICTS
 
 
 def test_quick_demo_json() -> None:
@@ -61,8 +61,8 @@ def test_quick_demo_json() -> None:
 
 def test_demo_server_is_reachable_while_it_runs() -> None:
     """The in-process server listens on a real port (what the dashboard URL needs)."""
-    from aarlab.agents.orchestrator import LocalServer
     from aarlab.config import get_settings
+    from aarlab.lab.server import LocalServer
 
     data_dir = get_settings().home / "runs" / "reachability"
     server = LocalServer.start(data_dir)

@@ -18,27 +18,25 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from aarlab.agents import orchestrator as orch
 from aarlab.agents.directions import get_direction
 from aarlab.agents.orchestrator import (
     AgentJob,
     AgentPlan,
     AgentState,
     AttemptOutcome,
-    LocalServer,
     Orchestrator,
     ResearchBudget,
-    ResearchConfig,
-    ResearchRun,
     agent_command,
     agent_env,
     assign_directions,
     load_directions,
-    run_research,
 )
+from aarlab.agents.orchestrator import supervision as orch
 from aarlab.agents.search import VANILLA_CONFIG, SearchResearcher
 from aarlab.api.client import Client
 from aarlab.cli import app
+from aarlab.lab.research import ResearchConfig, ResearchRun, run_research
+from aarlab.lab.server import LocalServer
 from aarlab.server.auth import add_agent
 from aarlab.server.datadir import init_task
 from aarlab.server.db import session_scope
@@ -219,6 +217,27 @@ def test_agents_never_get_the_overseer_token_or_the_data_dir(world: World) -> No
     assert env["KEEP"] == "1" and env["AARLAB_HOME"] == "/home/agent"
 
 
+def test_the_sandbox_bundle_endpoint_is_label_free_and_overseer_only(world: World, tmp_path: Path) -> None:
+    from aarlab.api.archive import extract_bundle
+    from aarlab.api.client import ServerError
+    from aarlab.testbed.bundle import load_bundle
+
+    with world.overseer() as c:
+        data = c.sandbox_bundle(TASK)
+        with pytest.raises(ServerError, match="404") as e:
+            c.sandbox_bundle("no-such-task")
+        assert "unknown task 'no-such-task'" in e.value.message
+    extract_bundle(data, tmp_path / "b")
+    bundle = load_bundle(tmp_path / "b")  # what every agent's sandbox holds: inputs, weak labels, features
+    assert bundle.manifest["task"] == TASK and bundle.dev.ids and bundle.features is not None
+    names = {p.name for p in (tmp_path / "b").rglob("*")}
+    assert not names & {"test.jsonl", "train_label.jsonl", "secret", "server.db"}
+    for f in (tmp_path / "b").rglob("*.jsonl"):
+        assert all("label" not in json.loads(line) for line in f.read_text().splitlines()), f
+    with Client(world.server.url, _token(world, "capped")) as c, pytest.raises(ServerError, match="403"):
+        c.sandbox_bundle(TASK)
+
+
 class _Doomed:
     """An attempt that dies at once (as a segfaulting agent would)."""
 
@@ -240,8 +259,6 @@ def test_restarts_are_bounded(world: World, tmp_path: Path, monkeypatch: pytest.
     o = Orchestrator(
         url=world.server.url,
         overseer_token=world.server.overseer_token,
-        sessions=world.server.state.sessions,
-        data_dir=world.data,
         task=TASK,
         run_dir=world.run_dir,  # reuses the exported bundle
         plans=[AgentPlan("doomed", get_direction("evolutionary"), "search", 0)],

@@ -188,16 +188,16 @@ def test_default_pair_on_a_subsample(name, groups):
 
 
 def test_gap_notes_name_the_gpu_path(tmp_path):
-    from aarlab.cli import _task_gap_notes
+    from aarlab.cli.baseline import task_gap_notes
 
     for name in ("reference-chat", "reference-math"):
         spec = get_spec(name)
         assert spec.gap_note and spec.gpu_command and "--backend lm" in spec.gpu_command
-        lines = _task_gap_notes(name, "embed")
+        lines = task_gap_notes(name, "embed")
         assert any("qwen3-4b-base" in line and name in line for line in lines)
-        assert _task_gap_notes(name, "lm") == []
+        assert task_gap_notes(name, "lm") == []
     # a reference-format directory (a held-out task of the same kind) gets the same command
-    lines = _task_gap_notes(str(tmp_path), "embed")
+    lines = task_gap_notes(str(tmp_path), "embed")
     assert any(str(tmp_path) in line and "--backend lm" in line for line in lines)
 
 
@@ -210,7 +210,7 @@ def test_shipped_labels_are_forbidden_to_sandboxed_code():
 
 
 def test_demo_task_is_checked_before_anything_starts(tmp_path):
-    from aarlab.demo import run_demo
+    from aarlab.lab.demo import run_demo
     from aarlab.testbed.errors import AarlabError
 
     with pytest.raises(AarlabError, match="unknown task 'reference-maths'"):

@@ -10,7 +10,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from aarlab.cli import app
-from aarlab.demo import DemoResult, print_demo
+from aarlab.cli.demo import print_demo
+from aarlab.lab.demo import DemoResult
 from aarlab.render import Col, Counter, console_for, emit, eta_line, table
 
 LONG_AGENTS = ["search-strong-prior-elicitation-2", "search-noisy-channel-em-with-folds", "redteam"]

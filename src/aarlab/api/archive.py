@@ -25,6 +25,9 @@ class UnsafeArchiveError(AarlabError):
 #: Caps on what a snapshot may unpack to (a 1 MB gzip can inflate to gigabytes).
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 MAX_MEMBERS = 2000
+#: Caps on a sandbox bundle from the server (strong-encoder features of every unlabelled and dev item).
+MAX_BUNDLE_BYTES = 4 * 1024 * 1024 * 1024
+MAX_BUNDLE_MEMBERS = 100
 
 
 class _CappedReader(io.RawIOBase):
@@ -136,3 +139,10 @@ def pack_folder(folder: Path) -> bytes:
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
     return gzip.compress(buf.getvalue(), mtime=0)
+
+
+def extract_bundle(data: bytes, dest: Path) -> list[Path]:
+    """Unpack a sandbox bundle (``GET /api/v1/tasks/{task}/sandbox``) into ``dest`` with the same checks
+    as a snapshot, under the bundle caps :data:`MAX_BUNDLE_BYTES` / :data:`MAX_BUNDLE_MEMBERS`; returns
+    the files written. Raises UnsafeArchiveError for an unsafe or oversized archive."""
+    return safe_extract(data, dest, max_bytes=MAX_BUNDLE_BYTES, max_members=MAX_BUNDLE_MEMBERS)

@@ -153,6 +153,13 @@ class Client:
     def get_snapshot(self, sha: str) -> bytes:
         return self._request("GET", f"/api/v1/snapshots/{sha}").content
 
+    def sandbox_bundle(self, task: str, *, timeout: float = 3600.0) -> bytes:
+        """The task's label-free sandbox bundle as tar.gz bytes (overseers only; unpack it with
+        :func:`aarlab.api.archive.extract_bundle`). The server may encode the task's texts first (minutes
+        on a cold feature cache), hence the long ``timeout`` in seconds. Raises ServerError (403: not an
+        overseer; 404: unknown task)."""
+        return self._request("GET", f"/api/v1/tasks/{task}/sandbox", timeout=timeout).content
+
     def submit_result(
         self,
         task: str,

@@ -20,6 +20,7 @@ from aarlab.server.db import make_engine, migrate, session_factory
 from aarlab.server.deps import Caller
 from aarlab.server.docs import add_offline_docs
 from aarlab.server.routes import agents, dev, flags, forum, results, snapshots
+from aarlab.server.routes import sandbox as sandbox_routes
 from aarlab.server.settings import ServerSettings
 from aarlab.server.state import ServerState, TaskUnavailableError
 from aarlab.testbed.errors import AarlabError
@@ -122,7 +123,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return Whoami(name=caller.name, role=caller.role)
 
     routers = (agents.router, dev.router, forum.router, forum.html_router, results.router, snapshots.router)
-    for r in (*routers, flags.router, dashboard_router):
+    for r in (*routers, flags.router, sandbox_routes.router, dashboard_router):
         app.include_router(r)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -127,13 +127,16 @@ def verify_cmd(
 ) -> None:
     """Verification worker: re-execute queued results, store verified scores and flags; then run the
     transfer gate for results an overseer queued (`POST /api/v1/results/{id}/transfer`)."""
-    import time
+    from contextlib import ExitStack
 
+    from aarlab.render import Counter
     from aarlab.server.codestore import CodeStore
     from aarlab.server.datadir import require_data_dir
     from aarlab.server.db import make_engine, migrate, session_factory
+    from aarlab.server.jobloop import JobQueue, job_loop
     from aarlab.server.settings import ServerSettings
-    from aarlab.server.worker import requeue_running
+    from aarlab.server.transfer_worker import transfer_pending
+    from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings
     from aarlab.verify.executors import get_executor
     from aarlab.verify.runner import VerifySettings
 
@@ -145,63 +148,51 @@ def verify_cmd(
     ex = get_executor(executor, **options)
     vs = VerifySettings(seeds=tuple(1001 + k for k in range(seeds)), ablation_seeds=min(2, seeds))
     store = CodeStore(settings.code_url, settings.storage_options)
-    if requeue:
-        typer.echo(f"requeued {requeue_running(session_factory(engine))} result(s) left running")
-    from aarlab.server.transfer_worker import transfer_pending
-    from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings
-
     gate = GateSettings(
         suites=[
             s if gate_seeds is None else s.model_copy(update={"seeds": list(range(100, 100 + gate_seeds))})
             for s in DEFAULT_SUITES
         ]
     )
-    sessions = session_factory(engine)
-    batch = max(2, int(getattr(ex, "workers", 2)))
+    queue = JobQueue(
+        session_factory(engine),
+        data_dir,
+        ex,
+        store=store,
+        settings=vs,
+        batch=max(2, int(getattr(ex, "workers", 2))),
+        ladder_step=settings.ladder_step,
+    )
+    if requeue:
+        typer.echo(f"requeued {queue.requeue_running()} result(s) left running")
+    progress = ExitStack()  # the counts and ETA of one burst, on stderr
+    counter: list[Counter] = []
+
+    def burst(queued: int) -> None:
+        counter[:] = [progress.enter_context(Counter(f"verifying {queued} queued result(s)", queued))]
+
+    def batch(n: int) -> None:
+        c = counter[0]
+        c.total = max(c.total, c.done + n)  # results queued meanwhile are verified too
+        c.advance(n)
+
+    def idle(n: int) -> None:
+        progress.close()
+        if n:
+            typer.echo(f"verified {n} result(s)")
+        if transfers:
+            done = transfer_pending(session_factory(engine), data_dir, settings=gate, store=store)
+            if done:
+                typer.echo(f"ran the transfer gate for {len(done)} request(s)")
+        if once and not n:
+            typer.echo(f"nothing queued to verify in {data_dir}")
+
     try:
-        while True:
-            n = _verify_with_progress(sessions, data_dir, ex, store, vs, batch, settings.ladder_step)
-            if n:
-                typer.echo(f"verified {n} result(s)")
-            if transfers:
-                done = transfer_pending(session_factory(engine), data_dir, settings=gate, store=store)
-                if done:
-                    typer.echo(f"ran the transfer gate for {len(done)} request(s)")
-            if once:
-                if not n:
-                    typer.echo(f"nothing queued to verify in {data_dir}")
-                break
-            time.sleep(poll)
+        job_loop(queue, poll=poll, once=once, on_burst=burst, on_batch=batch, on_idle=idle)
     finally:
+        progress.close()
         ex.close()
         engine.dispose()
-
-
-def _verify_with_progress(
-    sessions: Any, data_dir: Path, ex: Any, store: Any, vs: Any, batch: int, ladder_step: float
-) -> int:
-    """Verify what is queued now in batches of ``batch``, with counts and an ETA on stderr; returns how
-    many results were processed."""
-    from sqlalchemy import func, select
-
-    from aarlab.render import Counter
-    from aarlab.server.db import session_scope
-    from aarlab.server.models import Result
-    from aarlab.server.worker import verify_pending
-
-    with session_scope(sessions) as s:
-        queued = int(s.scalar(select(func.count()).select_from(Result).where(Result.status == "queued")) or 0)
-    if not queued:
-        return 0
-    done = 0
-    with Counter(f"verifying {queued} queued result(s)", queued) as counter:
-        while n := verify_pending(
-            sessions, data_dir, ex, store=store, settings=vs, limit=batch, ladder_step=ladder_step
-        ):
-            done += n
-            counter.total = max(counter.total, done)  # results queued meanwhile are verified too
-            counter.advance(n)
-    return done
 
 
 def _review_client(server: str, token: str) -> Any:

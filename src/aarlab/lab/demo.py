@@ -13,7 +13,6 @@ registered here) with fewer agents, proposals and seeds and a two-suite gate, so
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,16 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from aarlab.agents.directions import DIRECTIONS
-from aarlab.agents.orchestrator import (
-    REDTEAM_DIRECTION,
-    AgentPlan,
-    AgentState,
-    LocalServer,
-    ResearchBudget,
-    ResearchConfig,
-    default_run_dir,
-    run_research,
-)
+from aarlab.agents.orchestrator import REDTEAM_DIRECTION, AgentPlan, AgentState, ResearchBudget
+from aarlab.lab.research import ResearchConfig, run_research
+from aarlab.lab.server import LocalServer, default_run_dir
 from aarlab.server.transfer_worker import SuiteProgress
 from aarlab.testbed.errors import AarlabError
 from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings, Suite
@@ -241,7 +233,7 @@ def run_demo(
         verify_seeds=profile.verify_seeds,
         port=port,
         extra_plans=[redteam],
-        worker_setup="aarlab.demo:register_demo_tasks" if quick else None,
+        worker_setup="aarlab.lab.demo:register_demo_tasks" if quick else None,
         progress=show_progress,
     )
     marks: dict[str, float] = {}
@@ -354,139 +346,3 @@ def run_demo(
         server.stop()
         return result, None
     return result, server
-
-
-# ---- printing ------------------------------------------------------------------------------------------
-
-
-def _ci(x: float | None, lo: float | None, hi: float | None, fmt: str) -> str:
-    if x is None:
-        return "–"
-    if lo is None or hi is None:
-        return format(x, fmt)
-    return f"{format(x, fmt)} [{format(lo, fmt)}, {format(hi, fmt)}]"
-
-
-def print_demo(result: DemoResult, console: Any) -> None:
-    """Leaderboard (ranked rows, then rows pending review), flags, verdicts and usage as tables that fit
-    ``console`` (plain and wide when it is not a terminal; see :mod:`aarlab.render`)."""
-    from aarlab.render import Col, emit, table
-    from aarlab.server.ranking import split_ranked
-
-    r = result.to_json()
-    ranked, pending = split_ranked(r["leaderboard"] + r.get("pending_review", []))
-    rows = []
-    for k, row in [*enumerate(ranked, 1), *((None, p) for p in pending)]:
-        flags = "–" if not row["open_flags"] else f"[red]{row['open_flags']} ({row['top_severity']})[/]"
-        rows.append(
-            [
-                str(k) if k is not None else "[red]pending review[/]",
-                str(row["result_id"]),
-                row["agent"],
-                _ci(row["dev_acc"], row.get("dev_low"), row.get("dev_high"), ".3f"),
-                _ci(row["sealed_acc"], row["sealed_low"], row["sealed_high"], ".3f"),
-                _ci(row["pgr"], row.get("pgr_low"), row.get("pgr_high"), "+.2f"),
-                flags,
-                row["transfer"] or "–",
-                json.dumps(row.get("config") or {}, sort_keys=True),
-            ]
-        )
-    board_cols = [
-        Col("rank", "id"),
-        Col("result", "id"),
-        Col("agent", "id"),
-        Col("dev acc [CI]", "num", 3, "right"),
-        Col("sealed acc [CI]", "num", 0, "right"),
-        Col("PGR [CI]", "num", 2, "right"),
-        Col("open flags", "id"),
-        Col("transfer", "text", 1),
-        Col("config", "text", 4),
-    ]
-    note = (
-        f"{len(pending)} result(s) with an open critical flag are pending review and not ranked; "
-        "an overseer resolves them in the dashboard's review queue."
-        if pending
-        else None
-    )
-    emit(
-        console,
-        table(f"leaderboard — {r['task']} (verified scores only; 95% CIs)", board_cols, rows, console, note),
-    )
-    flag_cols = [
-        Col("flag", "id"),
-        Col("agent", "id"),
-        Col("result", "id"),
-        Col("kind", "id"),
-        Col("severity", "id"),
-        Col("summary", "text"),
-    ]
-    flag_rows = [
-        [str(f["id"]), f["agent"], str(f["result_id"] or "dev log"), f["kind"], f["severity"], f["summary"]]
-        for f in r["flags"]
-    ]
-    emit(console, table("review queue (open flags)", flag_cols, flag_rows, console))
-    rt = r["redteam"]
-    mark = "[green]caught[/]" if rt["flagged"] else "[red]NOT caught[/]"
-    console.print(
-        f"red-team agent {rt['agent']!r}: {mark} ({', '.join(rt['flag_kinds']) or 'no flags'})",
-        highlight=False,
-    )
-    verdict_rows = []
-    for v in r["verdicts"]:
-        suites = "; ".join(
-            f"{s['suite']}: {s['status']}"
-            + (
-                ""
-                if s["delta_pgr"] is None
-                else f" {s['delta_pgr']:+.3f} [{s['delta_pgr_ci'][0]:+.3f}, {s['delta_pgr_ci'][1]:+.3f}]"
-            )
-            + ("" if s["p_holm"] is None else f", p {s['p_holm']:.3f}")
-            for s in v["suites"]
-        )
-        verdict_rows.append(
-            [str(v["result_id"]), v["agent"], str(v["verdict"] or v["status"]), suites, v["reason"] or ""]
-        )
-    verdict_cols = [
-        Col("result", "id"),
-        Col("agent", "id"),
-        Col("verdict", "id"),
-        Col("suites (ΔPGR [CI], p Holm)", "text"),
-        Col("reason", "text", 1),
-    ]
-    emit(console, table("transfer gate", verdict_cols, verdict_rows, console))
-    usage_cols = [
-        Col("agent", "id"),
-        Col("direction", "id", 1),
-        Col("status", "id"),
-        Col("dev subs", "num", 0, "right"),
-        Col("results", "num", 0, "right"),
-        Col("tokens", "num", 3, "right"),
-        Col("$", "num", 3, "right"),
-        Col("agent-s", "num", 2, "right"),
-        Col("restarts", "num", 2, "right"),
-        Col("stop reason", "text", 1),
-    ]
-    usage_rows = []
-    for a in r["agents"]:
-        u = a["server_usage"] or {}
-        usage_rows.append(
-            [
-                a["name"],
-                a["direction"],
-                str(u.get("status", a["status"])),
-                str(u.get("submissions", "–")),
-                str(u.get("results", "–")),
-                str(a["tokens"]),
-                f"{a['dollars']:.2f}",
-                f"{3600 * float(u.get('hours', 0.0)):.0f}",
-                str(a["restarts"]),
-                a["stop_reason"],
-            ]
-        )
-    emit(console, table("agents' usage (as recorded on the server)", usage_cols, usage_rows, console))
-    t = r["timings"]
-    console.print(
-        f"done in {t.get('total', 0):.0f} s (setup {t.get('setup', 0):.0f} s, agents + verification "
-        f"{t.get('agents_and_verification', 0):.0f} s, transfer gate {t.get('transfer', 0):.0f} s)",
-        highlight=False,
-    )

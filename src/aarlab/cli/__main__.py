@@ -1,0 +1,5 @@
+"""``python -m aarlab.cli``: the ``aarlab`` command line."""
+
+from aarlab.cli import main
+
+main()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,10 +32,11 @@ from aarlab.server.codestore import CodeStore
 from aarlab.server.datadir import EvalTask, load_eval_task, read_secret, task_dir
 from aarlab.server.db import session_scope
 from aarlab.server.models import DevSubmission, Result, ReviewFlag, VerifiedScore
-from aarlab.server.private import dev_vector, draw_seeds, release_dev
+from aarlab.server.private import dev_vector, draw_seeds, release_dev, seed_pool
 from aarlab.testbed.encoders import encoder_specs
 from aarlab.testbed.pipeline import prepare
 from aarlab.testbed.tasks import load_task
+from aarlab.verify.artefacts import ARTEFACTS
 from aarlab.verify.executors import Executor
 from aarlab.verify.runner import TaskSource, VerifiedRun, VerifySettings, verify
 
@@ -319,6 +321,37 @@ def warm_up(data_dir: Path, tasks: Sequence[str]) -> None:
             continue
 
 
+_PREFETCHING: set[tuple[str, str]] = set()
+_PREFETCH_LOCK = threading.Lock()
+
+
+def prefetch_seed_pool(data_dir: Path, task: str) -> threading.Thread | None:
+    """Prepare the trusted artefacts (teacher, ceiling, split) of every seed in the task's secret pool
+    in a background thread of this process (at most one per task at a time), so that later
+    verifications find them ready (:data:`aarlab.verify.artefacts.ARTEFACTS`). Returns the thread, or
+    None when one is already running for the task. Best effort: errors are left to the jobs."""
+    key = (str(data_dir), task)
+    with _PREFETCH_LOCK:
+        if key in _PREFETCHING:
+            return None
+        _PREFETCHING.add(key)
+
+    def work() -> None:
+        try:
+            folder = task_dir(data_dir, task)
+            meta = json.loads((folder / "task.json").read_text())
+            ARTEFACTS.prefetch(task, folder, meta, seed_pool(read_secret(data_dir), task))
+        except Exception:
+            pass
+        finally:
+            with _PREFETCH_LOCK:
+                _PREFETCHING.discard(key)
+
+    t = threading.Thread(target=work, name=f"aarlab-prefetch-{task}", daemon=True)
+    t.start()
+    return t
+
+
 def _one(executor: Executor, job: VerifyJob) -> JobOutcome:
     try:
         out: JobOutcome = executor.map(run_job, [job])[0]
@@ -376,6 +409,9 @@ def verify_pending(
                 )
             )
     warm_up(data_dir, sorted({job.task for job in jobs}))
+    if settings.draw_per_result and executor.name == "local":  # the pool's other seeds, while jobs run
+        for task in sorted({job.task for job in jobs}):
+            prefetch_seed_pool(data_dir, task)
     try:
         outcomes: list[JobOutcome] = executor.map(run_job, jobs) if jobs else []
     except Exception:  # one job broke the batch (not run_job itself, which never raises): go one by one

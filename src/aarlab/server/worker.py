@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -32,11 +31,8 @@ from aarlab.server.codestore import CodeStore
 from aarlab.server.datadir import EvalTask, load_eval_task, read_secret, task_dir
 from aarlab.server.db import session_scope
 from aarlab.server.models import DevSubmission, Result, ReviewFlag, VerifiedScore
-from aarlab.server.private import dev_vector, draw_seeds, release_dev, seed_pool
-from aarlab.testbed.encoders import encoder_specs
-from aarlab.testbed.pipeline import prepare
-from aarlab.testbed.tasks import load_task
-from aarlab.verify.artefacts import ARTEFACTS
+from aarlab.server.private import dev_vector, draw_seeds, release_dev
+from aarlab.server.warm import prefetch_seed_pool, warm_up
 from aarlab.verify.executors import Executor
 from aarlab.verify.runner import TaskSource, VerifiedRun, VerifySettings, verify
 
@@ -302,54 +298,6 @@ def record_result_probing(session: Session, agent_id: int, task: str) -> int:
             seen.add(kind)
             added += 1
     return added
-
-
-def warm_up(data_dir: Path, tasks: Sequence[str]) -> None:
-    """Load the encoder registry, unpack the encoders' models and encode each task once, here, before
-    jobs run in parallel. The testbed's lazy loaders are not safe to race: the registry marks itself
-    loaded before its import finishes (a second thread sees no encoders), and a model is reassembled
-    into a fixed ``.partial`` folder (two jobs unpacking at once break each other). Afterwards every job
-    finds the models unpacked and the features in the on-disk cache. Best effort: an error here is
-    left for the job itself to report on its result."""
-    encoder_specs()
-    for task in tasks:
-        try:
-            folder = task_dir(data_dir, task)
-            meta = json.loads((folder / "task.json").read_text())
-            prepare(load_task(str(folder)), meta["weak"], meta["strong"], show_progress=False)
-        except Exception:
-            continue
-
-
-_PREFETCHING: set[tuple[str, str]] = set()
-_PREFETCH_LOCK = threading.Lock()
-
-
-def prefetch_seed_pool(data_dir: Path, task: str) -> threading.Thread | None:
-    """Prepare the trusted artefacts (teacher, ceiling, split) of every seed in the task's secret pool
-    in a background thread of this process (at most one per task at a time), so that later
-    verifications find them ready (:data:`aarlab.verify.artefacts.ARTEFACTS`). Returns the thread, or
-    None when one is already running for the task. Best effort: errors are left to the jobs."""
-    key = (str(data_dir), task)
-    with _PREFETCH_LOCK:
-        if key in _PREFETCHING:
-            return None
-        _PREFETCHING.add(key)
-
-    def work() -> None:
-        try:
-            folder = task_dir(data_dir, task)
-            meta = json.loads((folder / "task.json").read_text())
-            ARTEFACTS.prefetch(task, folder, meta, seed_pool(read_secret(data_dir), task))
-        except Exception:
-            pass
-        finally:
-            with _PREFETCH_LOCK:
-                _PREFETCHING.discard(key)
-
-    t = threading.Thread(target=work, name=f"aarlab-prefetch-{task}", daemon=True)
-    t.start()
-    return t
 
 
 def _one(executor: Executor, job: VerifyJob) -> JobOutcome:

@@ -120,7 +120,9 @@ class ArtefactCache:
                 return self._seeds[key]
             self.misses += 1
         with PARENT_LOCK:
-            art = self._compute(name, directory, meta, seed)
+            with self._lock:  # another thread (the pool's prefetch) may have made it meanwhile
+                ready = self._seeds.get(key)
+            art = ready if ready is not None else self._compute(name, directory, meta, seed)
         with self._lock:
             self._seeds[key] = art
             while len(self._seeds) > self._max_seeds:

@@ -1,5 +1,6 @@
 """Trusted preparation ahead of the verification jobs: the encoders and each task's features before jobs
-run in parallel, and the task's secret seed pool's artefacts in the background while they run."""
+run in parallel, and the artefacts of the seeds the next results will draw in the background while they
+run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aarlab.server.datadir import read_secret, task_dir
-from aarlab.server.private import seed_pool
+from aarlab.server.private import draw_seeds
 from aarlab.testbed.encoders import encoder_specs
 from aarlab.testbed.pipeline import prepare
 from aarlab.testbed.tasks import load_task
@@ -39,11 +40,15 @@ _PREFETCHING: set[tuple[str, str]] = set()
 _PREFETCH_LOCK = threading.Lock()
 
 
-def prefetch_seed_pool(data_dir: Path, task: str) -> threading.Thread | None:
-    """Prepare the trusted artefacts (teacher, ceiling, split) of every seed in the task's secret pool
-    in a background thread of this process (at most one per task at a time), so that later
-    verifications find them ready (:data:`aarlab.verify.artefacts.ARTEFACTS`). Returns the thread, or
-    None when one is already running for the task. Best effort: errors are left to the jobs."""
+def prefetch_seed_pool(
+    data_dir: Path, task: str, next_results: Sequence[int], k: int
+) -> threading.Thread | None:
+    """Prepare the trusted artefacts (split, teacher, ceiling) of the pool seeds that the results with
+    ids ``next_results`` will draw (``k`` seeds each, :func:`aarlab.server.private.draw_seeds`) in a
+    background thread of this process (at most one per task at a time), so that their verifications
+    find them ready (:data:`aarlab.verify.artefacts.ARTEFACTS`) and no seed is prepared that no result
+    uses. Returns the thread, or None when one is already running for the task. Best effort: errors
+    are left to the jobs."""
     key = (str(data_dir), task)
     with _PREFETCH_LOCK:
         if key in _PREFETCHING:
@@ -54,7 +59,9 @@ def prefetch_seed_pool(data_dir: Path, task: str) -> threading.Thread | None:
         try:
             folder = task_dir(data_dir, task)
             meta = json.loads((folder / "task.json").read_text())
-            ARTEFACTS.prefetch(task, folder, meta, seed_pool(read_secret(data_dir), task))
+            secret = read_secret(data_dir)
+            seeds = dict.fromkeys(s for rid in next_results for s in draw_seeds(secret, task, rid, k))
+            ARTEFACTS.prefetch(task, folder, meta, list(seeds))
         except Exception:
             pass
         finally:

@@ -357,9 +357,11 @@ def verify_pending(
                 )
             )
     warm_up(data_dir, sorted({job.task for job in jobs}))
-    if settings.draw_per_result and executor.name == "local":  # the pool's other seeds, while jobs run
+    if settings.draw_per_result and executor.name == "local" and ids:
+        # while these jobs run, the seeds of the next batch of results (ids are handed out in order)
+        upcoming = range(max(ids) + 1, max(ids) + 1 + len(ids))
         for task in sorted({job.task for job in jobs}):
-            prefetch_seed_pool(data_dir, task)
+            prefetch_seed_pool(data_dir, task, upcoming, len(settings.seeds))
     try:
         outcomes: list[JobOutcome] = executor.map(run_job, jobs) if jobs else []
     except Exception:  # one job broke the batch (not run_job itself, which never raises): go one by one

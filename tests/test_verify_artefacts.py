@@ -76,3 +76,25 @@ def test_verification_seeds_come_from_a_secret_pool_without_repeats_nearby() -> 
     assert len(set(flat)) == len(flat)  # no two of these consecutive results share a seed
     assert draw_seeds(b"secret", "task", 7, 3) == draw_seeds(b"secret", "task", 7, 3)  # reproducible
     assert json.dumps(draw_seeds(b"secret", "task", 1, 40))  # more seeds than the pool holds still works
+
+
+def test_the_worker_prepares_the_seeds_the_next_results_will_draw(tmp_path: Path, task_dir: Path) -> None:
+    from aarlab.server.datadir import init_task, read_secret
+    from aarlab.server.datadir import task_dir as server_task_dir
+    from aarlab.server.warm import prefetch_seed_pool
+    from aarlab.verify.artefacts import ARTEFACTS
+
+    data = tmp_path / "data"
+    init_task(data, str(task_dir), name="t")
+    folder = server_task_dir(data, "t")
+    meta = {**json.loads((folder / "task.json").read_text()), "weak": "tfidf", "strong": "tfidf"}
+    (folder / "task.json").write_text(json.dumps(meta))
+    ARTEFACTS.clear()
+    thread = prefetch_seed_pool(data, "t", [4, 5], 2)
+    assert thread is not None
+    thread.join(timeout=600)
+    wanted = {s for rid in (4, 5) for s in draw_seeds(read_secret(data), "t", rid, 2)}
+    assert ARTEFACTS.misses == len(wanted) == 4
+    for s in wanted:  # a verification of result 4 or 5 now finds its seeds ready
+        ARTEFACTS.seed("t", folder, meta, s)
+    assert ARTEFACTS.hits == 4 and ARTEFACTS.misses == 4

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from aarlab.oversight.ablations import block_permutation, quantile_match
 from aarlab.testbed.schema import SingleRecord
-from aarlab.verify.execute import MethodRun, ablation_variants, block_permutation, quantile_match
+from aarlab.verify.execute import MethodRun, ablation_variants
 
 
 def _world(n_groups: int = 60, seed: int = 0) -> tuple[MethodRun, np.ndarray]:
@@ -60,7 +61,7 @@ def test_student_ablation_moves_whole_groups() -> None:
 def test_block_permutation_and_quantile_match() -> None:
     perm = block_permutation(["a", "a", "b", "b", None, None, "c"], np.random.default_rng(0))
     assert sorted(perm.tolist()) == list(range(7))
-    assert {int(perm[0]), int(perm[1])} in ({0, 1}, {2, 3}) and perm[1] == perm[0] + 1  # pairs move whole
+    assert {int(perm[0]), int(perm[1])} in ({0, 1}, {2, 3})  # pairs move whole (in a random order)
     assert {int(perm[k]) for k in (4, 5, 6)} == {4, 5, 6}  # singletons only among singletons
     out = quantile_match(np.array([3.0, 1.0, 2.0]), np.array([0.1, 0.5, 0.9]))
     assert out.tolist() == [0.9, 0.1, 0.5]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aarlab.oversight.ablations import random_student, run_ablations
+from aarlab.oversight.ablations import permuted_student, run_ablations
 from aarlab.testbed.methods import MethodSpec, NoConfig, get_method
 
 
@@ -43,7 +43,7 @@ def test_artifact_exploit_survives_both_ablations(tiny_prepared):
 
 
 def test_random_student_has_same_shape_and_no_knowledge(tiny_prepared):
-    prep = random_student(tiny_prepared, 0)
+    prep = permuted_student(tiny_prepared, 0, np.random.default_rng(0))
     pool = tiny_prepared.task.pool().inputs
     real = tiny_prepared.strong_model(0).features(pool)
     fake = prep.strong_model(0).features(pool)

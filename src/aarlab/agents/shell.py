@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aarlab.config import get_settings
@@ -51,15 +51,19 @@ REFUSED = 126
 
 
 @dataclass(frozen=True)
-class ShellLimits:
-    """Per-command limits; the model may ask for a shorter timeout, never a longer one than ``max_wall_s``."""
+class ShellLimits(Limits):
+    """The confinement layer's :class:`~aarlab.sandbox.Limits` for one command, where ``wall_s`` is the
+    default timeout: the model may ask for a shorter one, never a longer one than ``max_wall_s``."""
 
-    default_wall_s: float = 120.0
-    max_wall_s: float = 600.0
+    wall_s: float = 120.0
     cpu_s: int = 1200
-    memory_mb: int = 8192
-    file_mb: int = 512
     threads: int = 1
+    max_wall_s: float = 600.0
+
+    @property
+    def default_wall_s(self) -> float:
+        """The timeout of a command that asks for none (seconds)."""
+        return self.wall_s
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class ConfinedRunner:
         self.namespaces = (
             require_confinement("the agents' shell") if use_namespaces is None else use_namespaces
         )
+        self._prepared = False
         if self.namespaces:
             self.isolation = (
                 "namespaces: fresh root with only the sandbox (writable), the agent's own AARLAB_HOME, "
@@ -185,6 +190,37 @@ class ConfinedRunner:
             uid=self.uid,
         )
 
+    def prepare(self) -> None:
+        """Create the sandbox, its ``tmp`` and the private home, owned by the agent's uid. The trees are
+        chowned once (the first time); files the trusted side writes later go through :meth:`own`, and
+        what the agent's commands create is the agent's uid's already."""
+        if self._prepared:
+            return
+        self.sandbox.mkdir(parents=True, exist_ok=True)
+        (self.sandbox / "tmp").mkdir(exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.private_home.mkdir(parents=True, exist_ok=True)
+        if self.namespaces:
+            _chown_tree(self.sandbox, self.uid)
+            _chown_tree(self.private_home, self.uid)
+        self._prepared = True
+
+    def own(self, path: Path) -> None:
+        """Give ``path`` (a file or folder the trusted side wrote into the sandbox, and its parents up to
+        the sandbox) to the agent's uid, so its commands can change it."""
+        if not self.namespaces:
+            return
+        path = Path(path).resolve()
+        if not path.is_relative_to(self.sandbox):
+            raise AarlabError(f"{path} is not inside the sandbox {self.sandbox}")
+        if path.is_dir():
+            _chown_tree(path, self.uid)
+        for p in [path, *path.parents]:
+            with contextlib.suppress(OSError):
+                os.lchown(p, self.uid, self.uid)
+            if p == self.sandbox:
+                break
+
     def run(
         self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None
     ) -> RunOutcome:
@@ -199,26 +235,13 @@ class ConfinedRunner:
                     "not permit mount namespaces, so such commands are refused instead of hidden."
                 )
                 return RunOutcome(REFUSED, why, False, 0.0, refused=why)
-        self.sandbox.mkdir(parents=True, exist_ok=True)
-        (self.sandbox / "tmp").mkdir(exist_ok=True)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.private_home.mkdir(parents=True, exist_ok=True)
-        if self.namespaces:
-            _chown_tree(self.sandbox, self.uid)
-            _chown_tree(self.private_home, self.uid)
-        lim = self.limits
+        self.prepare()
         # every command starts behind the seccomp filter (loaded by a tiny trusted wrapper, then exec)
         wrapped = [sys.executable, "-I", "-m", "aarlab.sandbox.seccomp", "--", *argv]
         out = run_confined(
             wrapped if self.namespaces else list(argv),
             self._confinement() if self.namespaces else None,
-            limits=Limits(
-                wall_s=wall,
-                cpu_s=lim.cpu_s,
-                memory_mb=lim.memory_mb,
-                file_mb=lim.file_mb,
-                threads=lim.threads,
-            ),
+            limits=replace(self.limits, wall_s=wall),
             env=self._env(),
             stdin=stdin.encode() if stdin is not None else None,
             cwd=str(self.sandbox),

@@ -346,6 +346,8 @@ class Toolbox:
         if dest.exists() and any(dest.iterdir()):
             raise ToolError(f"{args.get('dest')}: not empty; unpack into a new folder")
         written = safe_extract(self.client.get_snapshot(sha), dest)
+        if self.runner is not None:  # the agent's commands may change what it unpacked
+            self.runner.own(dest)
         assert self.sandbox is not None
         names = ", ".join(str(p.relative_to(self.sandbox)) for p in written[:20])
         return ToolOutput(server_block(f"unpacked snapshot {sha[:12]} into {args.get('dest')}: {names}"))

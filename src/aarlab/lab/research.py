@@ -206,11 +206,7 @@ def run_research(
         orch.register()
         # One BLAS thread per verification child: the cores are shared with N agents, and OpenBLAS's
         # spinning threads slow down badly on a loaded machine.
-        settings = VerifySettings(
-            seeds=tuple(1001 + k for k in range(cfg.verify_seeds)),
-            ablation_seeds=min(2, cfg.verify_seeds),
-            limits=Limits(threads=1),
-        )
+        settings = VerifySettings.for_seeds(cfg.verify_seeds, limits=Limits(threads=1))
         worker: VerifyLoop | VerifyProcess
         if cfg.executor == "ray":  # Ray tasks verify: a thread here only hands them out
             orch.init_ray()

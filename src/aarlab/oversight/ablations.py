@@ -2,10 +2,14 @@
 
 W2S is defined by learning from a weak teacher with a strong student. So we re-run a method with
 
-* the teacher's labels **permuted** across items (same label distribution, no information), and with
-  labels **drawn at random from the teacher's own** (same distribution, no information);
-* the strong student's features replaced by features carrying no knowledge of the item (in verified
-  runs: the real rows permuted across items; in the testbed: random features of the same shape).
+* the weak teacher retrained on its labels **permuted** across items, and on labels **drawn at random**
+  at the real base rate, its ranking carried onto the real teacher's own soft-label values (same
+  distribution, no information);
+* the strong student's feature rows **moved group by group** onto other items (same features, same
+  shape, no knowledge of the item).
+
+One definition serves the testbed (:func:`run_ablations`, methods run in-process) and verified runs
+(:func:`aarlab.verify.execute.ablation_variants`, each ablation a confined child).
 
 A method whose score does not drop under the teacher ablations is not learning from the teacher
 ("no-teacher": legitimate for strong-prior methods, but it must be labelled as such). A method whose
@@ -16,6 +20,7 @@ bootstrap over seeds and test examples, so seed noise alone never raises or clea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -24,7 +29,9 @@ import numpy as np
 from aarlab.testbed.methods import MethodSpec
 from aarlab.testbed.metrics import resample_counts
 from aarlab.testbed.models import EmbedModel, FeatureTable, StudentModel
-from aarlab.testbed.pipeline import Prepared, SeedBaseline, run_method, seed_baseline
+from aarlab.testbed.pipeline import BASE_HEAD, Prepared, SeedBaseline, run_method, seed_baseline
+from aarlab.testbed.seeds import STUDENT_ABLATION_OFFSET, TEACHER_ABLATION_OFFSET
+from aarlab.testbed.tasks import Splits
 
 Verdict = Literal[
     "uses-teacher-and-student", "inconclusive", "no-teacher", "no-student", "no-teacher-no-student"
@@ -89,30 +96,80 @@ class AblationReport:
         }
 
 
-def random_student(prep: Prepared, seed: int) -> Prepared:
-    """The same task with the strong student's features replaced by Gaussian noise of the same shape.
+def quantile_match(order_from: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` rearranged so that their ranks follow ``order_from``: the same multiset of numbers (the
+    real teacher's soft labels), in the order of another scorer (a teacher that learned nothing).
+    Both arrays have shape (n,); raises ``ValueError`` when the lengths differ."""
+    if len(order_from) != len(values):
+        raise ValueError(f"quantile_match needs equal lengths, got {len(order_from)} and {len(values)}")
+    out = np.empty(len(values), dtype=float)
+    out[np.argsort(order_from, kind="stable")] = np.sort(np.asarray(values, dtype=float))
+    return out
 
-    Features are a fixed random matrix (seeded), so the ablated student is as trainable as the real one
-    but knows nothing; its zero-shot prior is random too.
-    """
+
+def block_permutation(groups: Sequence[str | None], rng: np.random.Generator) -> np.ndarray:
+    """A row permutation (shape (n,)) that moves whole groups onto other groups of the same size
+    (singletons among singletons), in a random order inside the group: items of one group keep sharing
+    near-identical features, every group gets another group's, and an item's position in its group
+    (which data files often tie to its label: the true statement first) says nothing about whose
+    features it gets."""
+    blocks: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        blocks.setdefault(g if g is not None else f"\x00{i}", []).append(i)
+    by_size: dict[int, list[list[int]]] = {}
+    for rows in blocks.values():
+        by_size.setdefault(len(rows), []).append(rows)
+    perm = np.arange(len(groups))
+    for same in by_size.values():
+        for rows, src in zip(same, [same[j] for j in rng.permutation(len(same))], strict=True):
+            perm[rows] = rng.permutation(src)
+    return perm
+
+
+def null_teachers(
+    prep: Prepared, splits: Splits, seed: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """The weak teacher retrained on labels that carry no information (a permutation of the real ones;
+    Bernoulli draws at the real base rate): its scores on the unlabeled items (shape (n_unlabeled,)),
+    keyed by teacher ablation. A probe trained on nothing still looks like a probe (smooth over the
+    features), which is what keeps the ablated teacher from being told apart by its shape."""
+    y = splits.train_label.labels.astype(float)
+    labels = {
+        "teacher_permuted": rng.permutation(y),
+        "teacher_random": (rng.random(len(y)) < max(min(y.mean(), 0.95), 0.05)).astype(float),
+    }
+    out = {}
+    for kind, target in labels.items():
+        model = prep.weak_model(seed).fit(splits.train_label.inputs, target)
+        out[kind] = np.asarray(model.predict_proba(splits.train_unlabel.inputs), dtype=float)
+    return out
+
+
+def ablated_teachers(null_scores: dict[str, np.ndarray], weak: np.ndarray) -> dict[str, np.ndarray]:
+    """The teacher ablations, one definition for the testbed and for verified runs: each null teacher's
+    ranking (:func:`null_teachers`) carried onto the real teacher's own soft-label values ``weak``
+    (shape (n_unlabeled,)), so the labels keep the real teacher's distribution and smoothness over items
+    and carry no information."""
+    return {kind: quantile_match(scores, weak) for kind, scores in null_scores.items()}
+
+
+def permuted_student(prep: Prepared, seed: int, rng: np.random.Generator) -> Prepared:
+    """The student ablation, one definition for the testbed and for verified runs: the real student's
+    feature rows (and zero-shot prior) moved group by group onto other groups of the same size
+    (:func:`block_permutation`). Near-duplicates stay near-duplicates, the features keep their
+    distribution and shape, and no item keeps its own."""
     pool = prep.task.pool()
-    shape = prep.strong_model(seed).features(pool.inputs).shape
-    rng = np.random.default_rng(10_000 + seed)
-    table = FeatureTable("random", pool.items, rng.standard_normal(shape).astype(np.float32))
-    prior = {it.texts: float(v) for it, v in zip(pool.items, rng.random(len(pool.items)), strict=True)}
+    real = prep.strong_model(seed)
+    perm = block_permutation([it.group for it in pool.items], rng)
+    feats = real.features(pool.inputs)[perm]
+    prior_values = real.prior(pool.inputs)[perm]
+    table = FeatureTable(f"{prep.strong_id}:permuted", pool.items, feats.astype(np.float32, copy=False))
+    prior = {it.texts: float(v) for it, v in zip(pool.items, prior_values, strict=True)}
 
     def factory(s: int) -> StudentModel:
-        return EmbedModel(table, prior, s)
+        return EmbedModel(table, prior, s, BASE_HEAD)
 
-    return replace(prep, strong_model=factory, strong_id="random")
-
-
-def _ablated_teacher(base: SeedBaseline, kind: str, seed: int) -> SeedBaseline:
-    rng = np.random.default_rng(20_000 + seed)
-    if kind == "teacher_permuted":
-        return replace(base, weak_unlabel=rng.permutation(base.weak_unlabel))
-    # drawn from the teacher's own labels: no information, and the same distribution as a real teacher
-    return replace(base, weak_unlabel=rng.choice(base.weak_unlabel, size=len(base.weak_unlabel)))
+    return replace(prep, strong_model=factory, strong_id=f"{prep.strong_id}:permuted")
 
 
 def paired_drop(
@@ -149,11 +206,14 @@ def run_ablations(
         base = seed_baseline(prep, seed)
         labels.append(base.splits.test.labels)
         preds["normal"].append(run_method(prep, base, spec, config, seed)[0])
-        runs = {
-            "teacher_permuted": (prep, _ablated_teacher(base, "teacher_permuted", seed)),
-            "teacher_random": (prep, _ablated_teacher(base, "teacher_random", seed)),
-            "student_random": (random_student(prep, seed), base),
+        rng = np.random.default_rng(TEACHER_ABLATION_OFFSET + seed)
+        nulls = null_teachers(prep, base.splits, seed, rng)
+        runs: dict[str, tuple[Prepared, SeedBaseline]] = {
+            kind: (prep, replace(base, weak_unlabel=weak))
+            for kind, weak in ablated_teachers(nulls, base.weak_unlabel).items()
         }
+        student_rng = np.random.default_rng(STUDENT_ABLATION_OFFSET + seed)
+        runs["student_random"] = (permuted_student(prep, seed, student_rng), base)
         for kind, (p, b) in runs.items():
             try:
                 preds[kind].append(run_method(p, b, spec, config, seed)[0])

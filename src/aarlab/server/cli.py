@@ -146,7 +146,7 @@ def verify_cmd(
     migrate(engine)
     options = {"address": address} if executor == "ray" and address else {}
     ex = get_executor(executor, **options)
-    vs = VerifySettings(seeds=tuple(1001 + k for k in range(seeds)), ablation_seeds=min(2, seeds))
+    vs = VerifySettings.for_seeds(seeds)
     store = CodeStore(settings.code_url, settings.storage_options)
     gate = GateSettings(
         suites=[

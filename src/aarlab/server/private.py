@@ -7,8 +7,9 @@
   accuracy, their intervals) and no exact dev figure reaches an agent, until an overseer reveals the
   task's private board (:class:`~aarlab.server.models.Reveal`, Kaggle's final private leaderboard).
 * **Overseers** see everything, including the verification seeds drawn for each result.
-* **Verification seeds** are drawn per result from a pool, keyed by the server's secret and the result
-  id: unpredictable to agents, reproducible for the server (stored with the score).
+* **Verification seeds** are drawn per result from the task's secret pool, keyed by the server's secret
+  and the result id: unpredictable to agents, reproducible for the server (stored with the score), and
+  prepared ahead by the trusted side.
 """
 
 from __future__ import annotations
@@ -22,21 +23,30 @@ from sqlalchemy.orm import Session
 from aarlab.server.datadir import EvalTask, keyed
 from aarlab.server.ladder import ladder_step
 from aarlab.server.models import Agent, Result, Reveal, VerifiedScore
-
-#: Verification seeds are drawn from [SEED_POOL_LOW, SEED_POOL_HIGH).
-SEED_POOL_LOW, SEED_POOL_HIGH = 10_000, 2**31 - 1
+from aarlab.testbed.seeds import SEED_POOL_HIGH, SEED_POOL_LOW, SEED_POOL_SIZE
 
 
-def draw_seeds(secret: bytes, task: str, result_id: int, k: int) -> tuple[int, ...]:
-    """``k`` distinct verification seeds for one result (keyed by the server secret, so an agent cannot
-    know them in advance, and the server can reproduce them)."""
-    rng = np.random.default_rng(int(keyed(secret, "verify-seeds", task, str(result_id))[:16], 16))
+def seed_pool(secret: bytes, task: str, size: int = SEED_POOL_SIZE) -> tuple[int, ...]:
+    """The task's pool of ``size`` distinct verification seeds, in a secret order (keyed by the server
+    secret: an agent cannot know them; the server can reproduce them and prepare their teachers and
+    ceilings ahead, :func:`aarlab.verify.artefacts.ArtefactCache.prefetch`)."""
+    rng = np.random.default_rng(int(keyed(secret, "verify-seed-pool", task)[:16], 16))
     out: list[int] = []
-    while len(out) < k:
+    while len(out) < size:
         s = int(rng.integers(SEED_POOL_LOW, SEED_POOL_HIGH))
         if s not in out:
             out.append(s)
     return tuple(out)
+
+
+def draw_seeds(secret: bytes, task: str, result_id: int, k: int) -> tuple[int, ...]:
+    """``k`` distinct verification seeds for one result, from the task's secret pool
+    (:func:`seed_pool`): consecutive results take consecutive runs of the pool's secret order, so no two
+    of any ``SEED_POOL_SIZE // k`` consecutive results share a seed, and every seed's trusted artefacts
+    are reused by later results."""
+    pool = seed_pool(secret, task, max(SEED_POOL_SIZE, k))
+    start = (result_id * k) % len(pool)
+    return tuple(pool[(start + j) % len(pool)] for j in range(k))
 
 
 def dev_vector(ev: EvalTask, predictions: Mapping[str, float]) -> np.ndarray | None:

@@ -1,186 +1,54 @@
 """Run queued transfer-gate requests for verified results, with the method's code in the sandbox.
 
 An overseer queues a request (``POST /api/v1/results/{id}/transfer`` or ``aarlab transfer RESULT_ID``);
-this worker fetches the result's snapshot, and for each pre-registered suite prepares the task and the
-vanilla baseline in the trusted parent and runs the method once per seed, each in its own confined child
-(:func:`aarlab.verify.execute.execute_runs`, the same layer as verification): bundles re-keyed and
-shuffled as the server's tasks are, manifests that never say what the run is for. The labels never
-leave the parent. A critical audit finding (a read of ground truth, code from the dataset executed)
+this job fetches the result's snapshot and runs the gate, whose runs of the method are verify's
+(:class:`aarlab.verify.gate_runs.SandboxCollector`: one confined child per suite seed, labels only in
+the trusted parent). A critical audit finding (a read of ground truth, code from the dataset executed)
 blocks a *transfers* verdict and goes to the review queue; the verdict (with its registered settings and
 per-suite report) is stored on the request row.
 """
 
 from __future__ import annotations
 
-import secrets
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aarlab.api.archive import safe_extract
-from aarlab.oversight.flags import Flag, audit_flags, failure_flag
+from aarlab.oversight.flags import Flag, audit_flags
 from aarlab.sandbox import require_confinement
 from aarlab.server.codestore import CodeStore
 from aarlab.server.db import session_scope
 from aarlab.server.models import Result, TransferVerdict, utcnow
 from aarlab.server.worker import WORK, flag_row, forbidden_for, jsonable, sqlite_files
 from aarlab.testbed.errors import AarlabError
-from aarlab.testbed.methods import MethodSpec
-from aarlab.testbed.pipeline import (
-    Prepared,
-    SeedBaseline,
-    item_keys,
-    prepare,
-    run_method,
-    seed_baseline,
-)
-from aarlab.testbed.schema import Record
-from aarlab.testbed.tasks import get_spec
-from aarlab.testbed.tasks.registry import ground_truth_locations
-from aarlab.transfer.gate import GateSettings, Suite, default_settings, run_gate, suite_task
-from aarlab.transfer.stats import PairedSeed
-from aarlab.verify.execute import MethodRun, execute_runs
-from aarlab.verify.runner import PARENT_LOCK as _PARENT_LOCK
+from aarlab.transfer.gate import GateSettings, default_settings, run_gate
+from aarlab.verify.gate_runs import SandboxCollector, snapshot_spec
 from aarlab.verify.sandbox import Limits
-
-
-class SnapshotConfig(BaseModel):
-    """The config of a snapshot method, passed through unchanged: the method validates it in the
-    sandbox (importing its Config class here would run untrusted code in the trusted parent)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-def _runs_in_sandbox(*_: Any) -> Any:
-    raise AarlabError("a snapshot method runs only in the sandbox (through the transfer collector)")
-
-
-def snapshot_spec(result_id: int) -> MethodSpec:
-    """A stand-in spec naming the result; its code is executed only by the sandboxed collector."""
-    return MethodSpec(
-        name=f"result-{result_id}",
-        run=_runs_in_sandbox,
-        config=SnapshotConfig,
-        description="a verified result's snapshot, run in the sandbox",
-    )
-
 
 #: Progress of one gate run: ``(suites done, suites in all, a note on what happens now)``.
 SuiteProgress = Callable[[int, int, str], None]
 
 
-@dataclass
-class SandboxCollector:
-    """Collects a suite's paired predictions: baseline in the parent, the method in one child per seed."""
+def _timed(progress: SuiteProgress | None) -> SuiteProgress | None:
+    """``progress`` with each finished suite's cost in seconds added to its note."""
+    if progress is None:
+        return None
+    started = [time.perf_counter()]
 
-    method_dir: Path
-    workdir: Path
-    forbidden: Sequence[str]
-    limits: Limits
-    events: list[dict[str, Any]]
-    failures: list[Flag] = field(default_factory=list)
+    def report(done: int, total: int, note: str) -> None:
+        if note.endswith("finished"):
+            note = f"{note} in {time.perf_counter() - started[0]:.1f} s"
+        started[0] = time.perf_counter()
+        assert progress is not None
+        progress(done, total, note)
 
-    def __call__(
-        self, suite: Suite, spec: MethodSpec, config: dict[str, Any] | None, baseline: MethodSpec
-    ) -> list[PairedSeed]:
-        with _PARENT_LOCK:
-            prep = prepare(suite_task(suite), suite.weak, suite.strong, show_progress=False)
-        records = _records_by_id(prep)
-        manifest = {
-            "task": _public_name(suite.task),
-            "schema": prep.task.schema,
-            "weak": suite.weak,
-            "strong": suite.strong,
-            "prior_hypotheses": list(_prior(suite.task)),
-        }
-        bases: list[SeedBaseline] = []
-        base_preds: list[np.ndarray] = []
-        runs: list[MethodRun] = []
-        texts: set[str] = set()
-        for seed in suite.seeds:
-            with _PARENT_LOCK:
-                base = seed_baseline(prep, seed)
-                base_preds.append(run_method(prep, base, baseline, None, seed)[0])
-                strong = prep.strong_model(seed)
-                unl, test = base.splits.train_unlabel.inputs, base.splits.test.inputs
-                features = np.vstack([strong.features(unl), strong.features(test)])
-                prior = np.concatenate([strong.prior(unl), strong.prior(test)])
-            bases.append(base)
-            texts.update(t for it in base.splits.test.items for t in it.texts)
-            runs.append(
-                MethodRun(
-                    f"seed-{seed}",
-                    seed,
-                    manifest,
-                    [records[i] for i in unl.ids],
-                    base.weak_unlabel,
-                    [records[i] for i in test.ids],
-                    features,
-                    prior,
-                )
-            )
-        hidden = [*self.forbidden, *map(str, ground_truth_locations(*_task_dirs(suite.task)))]
-        results = execute_runs(
-            runs,
-            self.method_dir,
-            config,
-            self.workdir / secrets.token_hex(6),
-            limits=self.limits,
-            hidden=hidden,
-            dataset_texts=sorted(texts),
-        )
-        for res in results.values():
-            self.events.extend(res.events)
-        paired = []
-        for seed, base, bpred in zip(suite.seeds, bases, base_preds, strict=True):
-            res = results[f"seed-{seed}"]
-            if res.predictions is None:
-                self.failures.append(
-                    failure_flag(f"gate:{suite.name}", seed, res.status, res.reason, res.detail)
-                )
-                raise AarlabError(f"seed {seed}: {res.reason}")
-            paired.append(
-                PairedSeed(
-                    labels=base.splits.test.labels,
-                    weak=base.weak_test,
-                    ceiling=base.ceiling_test,
-                    baseline=bpred,
-                    method=res.predictions,
-                    ids=item_keys(base.splits.test.items),
-                )
-            )
-        return paired
-
-
-def _public_name(task: str) -> str:
-    """A suite's task as a bundle names it: never a host path."""
-    return Path(task).name if Path(task).is_dir() else task
-
-
-def _records_by_id(prep: Prepared) -> dict[str, Record]:
-    out = {r.id: r for r in prep.task.records if r.id}
-    if len(out) != len(prep.task.records):
-        raise AarlabError(f"task {prep.task.name!r}: every record needs an id to be used as a transfer suite")
-    return out
-
-
-def _prior(task: str) -> tuple[str, str]:
-    try:
-        return get_spec(task).prior_hypotheses
-    except AarlabError:
-        return ("This is correct.", "This is incorrect.")
-
-
-def _task_dirs(task: str) -> list[Path]:
-    """A suite given as a labelled directory must be hidden too (built-in tasks already are)."""
-    return [Path(task).resolve()] if Path(task).is_dir() else []
+    return report
 
 
 def claim_transfers(sessions: sessionmaker[Session], limit: int | None = None) -> list[int]:
@@ -236,7 +104,9 @@ def run_transfer(
             limits or Limits(),
             events,
         )
-        gate = run_gate(snapshot_spec(rid), config or None, settings, collect=collector, progress=progress)
+        gate = run_gate(
+            snapshot_spec(rid), config or None, settings, collect=collector, progress=_timed(progress)
+        )
         report = gate.to_json()
         flags = audit_flags(events) + collector.failures
         report["audit_flags"] = [f.__dict__ for f in flags]

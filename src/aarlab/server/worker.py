@@ -32,9 +32,7 @@ from aarlab.server.datadir import EvalTask, load_eval_task, read_secret, task_di
 from aarlab.server.db import session_scope
 from aarlab.server.models import DevSubmission, Result, ReviewFlag, VerifiedScore
 from aarlab.server.private import dev_vector, draw_seeds, release_dev
-from aarlab.testbed.encoders import encoder_specs
-from aarlab.testbed.pipeline import prepare
-from aarlab.testbed.tasks import load_task
+from aarlab.server.warm import prefetch_seed_pool, warm_up
 from aarlab.verify.executors import Executor
 from aarlab.verify.runner import TaskSource, VerifiedRun, VerifySettings, verify
 
@@ -302,23 +300,6 @@ def record_result_probing(session: Session, agent_id: int, task: str) -> int:
     return added
 
 
-def warm_up(data_dir: Path, tasks: Sequence[str]) -> None:
-    """Load the encoder registry, unpack the encoders' models and encode each task once, here, before
-    jobs run in parallel. The testbed's lazy loaders are not safe to race: the registry marks itself
-    loaded before its import finishes (a second thread sees no encoders), and a model is reassembled
-    into a fixed ``.partial`` folder (two jobs unpacking at once break each other). Afterwards every job
-    finds the models unpacked and the features in the on-disk cache. Best effort: an error here is
-    left for the job itself to report on its result."""
-    encoder_specs()
-    for task in tasks:
-        try:
-            folder = task_dir(data_dir, task)
-            meta = json.loads((folder / "task.json").read_text())
-            prepare(load_task(str(folder)), meta["weak"], meta["strong"], show_progress=False)
-        except Exception:
-            continue
-
-
 def _one(executor: Executor, job: VerifyJob) -> JobOutcome:
     try:
         out: JobOutcome = executor.map(run_job, [job])[0]
@@ -376,6 +357,11 @@ def verify_pending(
                 )
             )
     warm_up(data_dir, sorted({job.task for job in jobs}))
+    if settings.draw_per_result and executor.name == "local" and ids:
+        # while these jobs run, the seeds of the next batch of results (ids are handed out in order)
+        upcoming = range(max(ids) + 1, max(ids) + 1 + len(ids))
+        for task in sorted({job.task for job in jobs}):
+            prefetch_seed_pool(data_dir, task, upcoming, len(settings.seeds))
     try:
         outcomes: list[JobOutcome] = executor.map(run_job, jobs) if jobs else []
     except Exception:  # one job broke the batch (not run_job itself, which never raises): go one by one

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -203,39 +203,24 @@ def _strong_model(bundle: Bundle, seed: int, show_progress: bool) -> EmbedModel:
     return EmbedModel(FeatureTable(str(bundle.manifest["strong"]), items, feats), scores, seed, BASE_HEAD)
 
 
-def _random_model(bundle: Bundle, seed: int, show_progress: bool) -> EmbedModel:
-    """The student ablation: random features of the real student's shape, and a random prior."""
-    real = _strong_model(bundle, seed, show_progress)
-    items = bundle.unlabeled.items + bundle.dev.items
-    rng = np.random.default_rng(10_000 + seed)
-    shape = real.features(Inputs(items)).shape
-    table = FeatureTable("random", items, rng.standard_normal(shape).astype(np.float32))
-    prior = {it.texts: float(v) for it, v in zip(items, rng.random(len(items)), strict=True)}
-    return EmbedModel(table, prior, seed)
-
-
 def run_method_on_bundle(
     bundle: Bundle,
     method: str,
     config: dict[str, Any] | None = None,
     *,
     seed: int = 0,
-    student: Literal["real", "random"] = "real",
     show_progress: bool = False,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Run a method on a loaded bundle: ({dev id: P(label = True)}, the method's ``ctx.log`` notes).
-
-    ``student="random"`` swaps the strong student for random features of the same shape (the student
-    ablation of a verified run).
+    A verified run's ablations are already inside the bundle it gets (:mod:`aarlab.oversight.ablations`).
     """
     spec = get_method(method)
     cfg = spec.make_config(config)
-    make = _random_model if student == "random" else _strong_model
     ctx: MethodContext[Any] = MethodContext(
         weak=WeakLabels(bundle.weak.copy()),
         unlabeled=bundle.unlabeled,
         test=bundle.dev,
-        strong=make(bundle, seed, show_progress),
+        strong=_strong_model(bundle, seed, show_progress),
         seed=seed,
         config=cfg,
     )
@@ -249,11 +234,10 @@ def run_on_bundle(
     config: dict[str, Any] | None = None,
     *,
     seed: int = 0,
-    student: Literal["real", "random"] = "real",
     show_progress: bool = False,
 ) -> dict[str, float]:
     """Run a method (built-in name, file or folder) on the bundle; returns {dev id: P(label = True)}."""
     bundle = load_bundle(path)
     return run_method_on_bundle(
-        bundle, method, config, seed=seed, student=student, show_progress=show_progress
+        bundle, method, config, seed=seed, show_progress=show_progress
     )[0]

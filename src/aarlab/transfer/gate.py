@@ -48,7 +48,7 @@ Verdict = Literal["transfers", "does not transfer", "underpowered"]
 #: sandboxed runner here; the default runs in-process (trusted code only).
 Runner = Callable[[Prepared, SeedBaseline, MethodSpec, dict[str, Any] | None, int], np.ndarray]
 #: (suite, method spec, config, baseline spec) -> paired predictions for every seed of the suite. The
-#: server's collector batches a suite's seeds into one sandboxed child (see ``server/transfer_worker.py``).
+#: gate runs a suite seed per sandboxed child (see ``verify/gate_runs.py``).
 Collector = Callable[["Suite", MethodSpec, dict[str, Any] | None, MethodSpec], list[PairedSeed]]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from aarlab.oversight.ablations import ablated_teachers, block_permutation
 from aarlab.testbed.bundle import write_bundle
 from aarlab.testbed.encoders.builtin import weight_locations
 from aarlab.testbed.errors import AarlabError
@@ -131,31 +132,6 @@ def execute_runs(
     return out
 
 
-def quantile_match(order_from: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` rearranged so that their ranks follow ``order_from``: the same multiset of numbers (the
-    real teacher's soft labels), in the order of another scorer (a teacher that learned nothing)."""
-    out = np.empty(len(values), dtype=float)
-    out[np.argsort(order_from, kind="stable")] = np.sort(np.asarray(values, dtype=float))
-    return out
-
-
-def block_permutation(groups: Sequence[str | None], rng: np.random.Generator) -> np.ndarray:
-    """A row permutation that moves whole groups onto other groups of the same size (singletons among
-    singletons), keeping the order inside a group: items of one group keep sharing near-identical
-    features, but every group gets another group's."""
-    blocks: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        blocks.setdefault(g if g is not None else f"\x00{i}", []).append(i)
-    by_size: dict[int, list[list[int]]] = {}
-    for rows in blocks.values():
-        by_size.setdefault(len(rows), []).append(rows)
-    perm = np.arange(len(groups))
-    for same in by_size.values():
-        for rows, src in zip(same, [same[j] for j in rng.permutation(len(same))], strict=True):
-            perm[rows] = src
-    return perm
-
-
 def ablation_variants(
     real: MethodRun,
     rng: np.random.Generator,
@@ -165,12 +141,11 @@ def ablation_variants(
 ) -> list[MethodRun]:
     """The ablations of a run, each built to look like a real run from inside the child:
 
-    * ``teacher_permuted`` / ``teacher_random``: the weak teacher retrained on permuted / random labels
-      (``null_teachers``: its scores on the unlabeled items), its ranking carried onto the real teacher's
-      own soft-label values, so the labels have the real teacher's distribution and the same smoothness
-      over items, and no information;
-    * ``student_random``: the student's feature rows (and prior) moved group by group onto other groups
-      of the same size: near-duplicates stay near-duplicates, no item keeps its own features;
+    * ``teacher_permuted`` / ``teacher_random``: :func:`aarlab.oversight.ablations.ablated_teachers` of
+      ``null_teachers`` (the weak teacher retrained on permuted / random labels, scored on the
+      unlabeled items);
+    * ``student_random``: the student's feature rows (and prior) moved group by group
+      (:func:`aarlab.oversight.ablations.block_permutation`), as in the testbed's ablation;
     * ``group_shuffle`` (when the evaluation items form groups): group keys permuted across evaluation
       items, which breaks test-time structure (e.g. "exactly one of a city's statements is true") and
       nothing else; a drop discloses that a method's score uses that structure.
@@ -180,9 +155,7 @@ def ablation_variants(
     """
     keys = [r.group for r in (*real.unlabeled, *real.evaluation)]
     perm = block_permutation(keys, rng)
-    out = [
-        _replace(real, kind, weak=quantile_match(scores, real.weak)) for kind, scores in null_teachers.items()
-    ]
+    out = [_replace(real, kind, weak=w) for kind, w in ablated_teachers(null_teachers, real.weak).items()]
     out.append(_replace(real, "student_random", features=real.features[perm], prior=real.prior[perm]))
     if groups:
         ev_keys = [r.group for r in real.evaluation]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from aarlab.oversight.ablations import AblationReport, judge, paired_drop
+from aarlab.oversight.ablations import AblationReport, judge, null_teachers, paired_drop
 from aarlab.oversight.flags import (
     Flag,
     ablation_flags,
@@ -31,35 +30,35 @@ from aarlab.oversight.flags import (
     sanity_flags,
     structure_flag,
 )
-from aarlab.testbed.loader import SPLIT_FILES, read_jsonl
 from aarlab.testbed.metrics import SeedPredictions, accuracy_interval, bootstrap_all
-from aarlab.testbed.pipeline import Prepared, prepare, seed_baseline, structured_ceiling
-from aarlab.testbed.schema import Record
-from aarlab.testbed.tasks import Splits, Task, split_by_entity
+from aarlab.testbed.pipeline import structured_ceiling
+from aarlab.testbed.seeds import ABLATION_SEEDS, ablation_seed_count, verify_seeds
 from aarlab.testbed.tasks.registry import ground_truth_locations
+from aarlab.verify.artefacts import ARTEFACTS, PARENT_LOCK
 from aarlab.verify.execute import MethodRun, ablation_variants, execute_runs, has_groups
 from aarlab.verify.sandbox import Limits
 
 Status = Literal["verified", "failed"]
 
-#: The trusted parent's numeric work (teacher and ceiling training, scoring) runs one job at a time:
-#: concurrent BLAS calls from several worker threads were seen to spin forever in OpenBLAS. The
-#: sandboxed method runs, where the time goes, still overlap.
-PARENT_LOCK = threading.Lock()
-_PARENT_LOCK = PARENT_LOCK
 
 
 @dataclass(frozen=True)
 class VerifySettings:
     """How a result is re-executed (stored with every verified score)."""
 
-    seeds: tuple[int, ...] = (1001, 1002, 1003)
-    ablation_seeds: int = 2
+    seeds: tuple[int, ...] = verify_seeds(3)
+    ablation_seeds: int = ABLATION_SEEDS
     #: The server's worker replaces ``seeds`` by as many seeds drawn per result (keyed by its secret and
     #: the result id, stored with the score); False: use ``seeds`` as given (reproductions).
     draw_per_result: bool = True
     limits: Limits = field(default_factory=Limits)
     ablations: bool = True
+
+    @classmethod
+    def for_seeds(cls, n: int, **changes: Any) -> VerifySettings:
+        """``n`` verification seeds by the seed policy (:mod:`aarlab.testbed.seeds`), ablations on as
+        many of them as it says; ``changes`` override other fields. Raises ``ValueError`` when n < 1."""
+        return cls(seeds=verify_seeds(n), ablation_seeds=ablation_seed_count(n), **changes)
 
 
 @dataclass
@@ -135,22 +134,6 @@ def forbidden_paths(source: TaskSource) -> list[str]:
     return [*map(str, source.forbidden), *map(str, ground_truth_locations(*dirs))]
 
 
-def _seed_task(source: TaskSource, seed: int) -> tuple[Task, list[Record]]:
-    """The task for one verification seed: the training pool re-split by entity; evaluation pool fixed."""
-    schema = source.meta["schema"]
-    parts = {n: read_jsonl(source.directory / f"{n}.jsonl", schema)[1] for n in SPLIT_FILES}
-    pool = parts["train_label"] + parts["train_unlabel"]
-    label, unlabel, _ = split_by_entity(pool, (0.25, 0.40, 0.0), seed)
-    fixed = {"train_label": label, "train_unlabel": unlabel, "test": parts["test"]}
-    task = Task(
-        name=source.name,
-        schema=schema,
-        records=[r for n in SPLIT_FILES for r in fixed[n]],
-        fixed_splits=fixed,
-    )
-    return task, parts["test"]
-
-
 def _acc_ci(
     labels: list[np.ndarray], preds: list[np.ndarray], ids: list[tuple[str, ...]] | None = None
 ) -> tuple[float, tuple[float, float]]:
@@ -181,25 +164,6 @@ def _single_run_interval(
     se_item = float(np.sqrt(max(m * (1 - m), 1e-6) / max(n_items, 1)))
     half = 1.96 * float(np.sqrt(se_item**2 + sd_seed**2)) + 0.005
     return min(mean_ci[0], m - half), max(mean_ci[1], m + half)
-
-
-def null_teachers(
-    prep: Prepared, splits: Splits, seed: int, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """The weak teacher retrained on labels that carry no information (a permutation of the real ones;
-    Bernoulli draws at the real base rate): its scores on the unlabeled items, for the teacher ablations.
-    A probe trained on nothing still looks like a probe (smooth over the features), which is what keeps
-    the ablated teacher from being told apart by its shape."""
-    y = splits.train_label.labels.astype(float)
-    labels = {
-        "teacher_permuted": rng.permutation(y),
-        "teacher_random": (rng.random(len(y)) < max(min(y.mean(), 0.95), 0.05)).astype(float),
-    }
-    out = {}
-    for kind, target in labels.items():
-        model = prep.weak_model(seed).fit(splits.train_label.inputs, target)
-        out[kind] = np.asarray(model.predict_proba(splits.train_unlabel.inputs), dtype=float)
-    return out
 
 
 def _manifest(source: TaskSource) -> dict[str, Any]:
@@ -257,23 +221,16 @@ def verify(
     per_seed = []
     prior_agree: list[float] = []
     for k, seed in enumerate(settings.seeds):
-        task, eval_records = _seed_task(source, seed)
-        with _PARENT_LOCK:
-            prep = prepare(task, source.meta["weak"], source.meta["strong"], show_progress=False)
-            base = seed_baseline(prep, seed, use_cache=False)
-            strong = prep.strong_model(seed)
-            splits = base.splits
-            unl, test = splits.train_unlabel.inputs, splits.test.inputs
-            features = np.vstack([strong.features(unl), strong.features(test)])
-            prior = np.concatenate([strong.prior(unl), strong.prior(test)])
-        unl_records = task.fixed_splits["train_unlabel"] if task.fixed_splits else []
+        art = ARTEFACTS.seed(source.name, source.directory, source.meta, seed)
+        prep, base, eval_records, unl_records = art.prep, art.base, art.evaluation, art.unlabeled
+        splits = base.splits
         real = MethodRun(
-            "normal", seed, manifest, unl_records, base.weak_unlabel, eval_records, features, prior
+            "normal", seed, manifest, unl_records, base.weak_unlabel, eval_records, art.features(), art.prior
         )
         runs = [real]
         if settings.ablations and k < settings.ablation_seeds:
             rng = np.random.default_rng(secrets.randbits(64))
-            with _PARENT_LOCK:
+            with PARENT_LOCK:
                 nulls = null_teachers(prep, splits, seed, rng)
             runs += ablation_variants(real, rng, null_teachers=nulls, groups=has_groups(eval_records))
         texts = sorted({t for it in splits.test.items for t in it.texts})
@@ -342,8 +299,9 @@ def verify(
                         failure_flag("group_shuffle", seed, res.status, res.reason, res.detail)
                     )
                     group_shuffled.append(np.full(int((~mask).sum()), 0.5))
-    with _PARENT_LOCK:
-        summary = bootstrap_all(sealed_preds)["accuracy"]
+    with PARENT_LOCK:
+        # accuracy only: verified scores report no AUROC, and its bootstrap was half the scoring time
+        summary = bootstrap_all(sealed_preds, metrics=("accuracy",))["accuracy"]
         dev_acc, dev_ci = _acc_ci(dev_lab, dev_pred, dev_ids)
     run = VerifiedRun(
         "verified",
@@ -385,7 +343,7 @@ def verify(
     if abl_labels:
         # The declaration cannot come from the method's own code (never imported in this trusted process).
         declared = not bool((claimed or {}).get("strong_prior", False))
-        with _PARENT_LOCK:
+        with PARENT_LOCK:
             run.ablation = judge(
                 method_dir.name, declared, list(settings.seeds[: len(abl_labels)]), abl_labels, abl, errors
             )

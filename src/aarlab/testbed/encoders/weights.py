@@ -5,6 +5,7 @@ Nothing here downloads: a missing wheel raises ``OfflineModelError`` naming the 
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import shutil
@@ -104,7 +105,14 @@ WEIGHT_DISTRIBUTIONS = (
 def weight_locations() -> list[Path]:
     """The folders holding the built-in encoders' weights. A verified run gets its student's features in
     its bundle and needs none of them; hiding them keeps a method from re-encoding texts itself (which
-    would let it tell a real student's features from an ablation's permuted ones)."""
+    would let it tell a real student's features from an ablation's permuted ones). Looked up once per
+    process (installed distributions do not change under a running process; ``_weight_locations.
+    cache_clear()`` forgets it)."""
+    return list(_weight_locations())
+
+
+@functools.cache
+def _weight_locations() -> tuple[Path, ...]:
     out: set[Path] = set()
     for dist in WEIGHT_DISTRIBUTIONS:
         if not installed(dist):
@@ -114,4 +122,4 @@ def weight_locations() -> list[Path]:
             if parts and not parts[0].endswith((".dist-info", ".data")) and parts[0] != "..":
                 located = Path(str(f.locate())).resolve()
                 out.add(located.parents[len(parts) - 1] / parts[0] if len(parts) > 1 else located)
-    return sorted(out)
+    return tuple(sorted(out))

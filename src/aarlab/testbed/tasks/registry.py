@@ -8,6 +8,7 @@ is what the pipeline's seed noise measures.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -239,13 +240,16 @@ def ground_truth_locations(*task_dirs: str | Path) -> list[Path]:
     settings = get_settings()
     # the tasks' shipped data (e.g. the hand-audited labels of the CHAMP matcher) lives beside them
     out = {settings.data_cache.resolve(), settings.experiment_cache.resolve(), _DATA_DIR.resolve()}
-    for spec in TASKS.values():
-        for mod in spec.source_modules:
-            found = module_dir(mod)
-            if found is not None:
-                out.add(found)
+    out.update(_module_dirs(tuple(sorted({m for spec in TASKS.values() for m in spec.source_modules}))))
     out.update(Path(t).resolve() for t in task_dirs)
     return sorted(out)
+
+
+@functools.cache
+def _module_dirs(modules: tuple[str, ...]) -> tuple[Path, ...]:
+    """The folders of the installed ``modules`` (looked up once per process and set of modules: a newly
+    registered task changes the key, so the answer never goes stale)."""
+    return tuple(d for d in map(module_dir, modules) if d is not None)
 
 
 _DATA_DIR = Path(__file__).parent / "data"

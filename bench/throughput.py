@@ -1,0 +1,294 @@
+"""Throughput (issue #16): every figure against its target in one run, and a profiler mode.
+
+    .venv/bin/python bench/throughput.py [--task truth-cities] [--method vanilla] [--server-seconds 20]
+        [--db sqlite] [--gate] [--demo] [--research-minutes 0]
+    .venv/bin/python bench/throughput.py --profile {baseline,verify,child,gate} [--top 30]
+
+Figures (2 cores; the load average is printed because other work on the machine stretches every wall
+time): the confined child's start-up; one verification (3 seeds, every ablation, confined) against the
+agent's own 3-seed run of the same method in a fresh process, cold (first verification of the seeds) and
+warm (the trusted artefacts of the seeds prepared, as the worker's seed pool makes them); a projection of
+verified experiments per agent-hour with 4 agents from the measured verification cost; a warm 5-seed
+``aarlab baseline``; dev-submission p50/p99 under 9 agents (``bench/server_load.py``); with ``--gate`` each
+transfer-gate suite's preparation cost, cold and warm; with ``--demo`` the ``make demo --quick`` wall time;
+with ``--research-minutes`` the measured rate from ``bench/research.py`` (4 agents).
+
+``--profile`` runs one target under cProfile (stdlib) and prints where the time goes, cumulative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+METHOD = """from aarlab.testbed.methods import get_method
+_spec = get_method({name!r})
+Config = _spec.config
+def run(ctx):
+    return _spec.run(ctx)
+"""
+
+AGENT_RUN = (
+    "import sys; from aarlab.testbed.pipeline import run_experiment; "
+    "run_experiment(sys.argv[1], sys.argv[2], seeds=3, show_progress=False)"
+)
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min) / {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
+def cpu() -> float:
+    """CPU seconds of this process and its finished children (steadier than wall time under load)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def wall(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+class World:
+    """A data directory with the task initialised and a method folder for ``method``."""
+
+    def __init__(self, task: str, method: str) -> None:
+        from aarlab.server.datadir import init_task, load_eval_task, task_dir
+        from aarlab.verify.runner import TaskSource
+
+        self.root = Path(tempfile.mkdtemp(prefix="aarlab-throughput-"))
+        data = self.root / "data"
+        init_task(data, task)
+        meta = json.loads((task_dir(data, task) / "task.json").read_text())
+        ev = load_eval_task(data, task)
+        is_dev = {it.id: True for it in ev.dev.items} | {it.id: False for it in ev.sealed.items}
+        self.task = task
+        self.source = TaskSource(task, task_dir(data, task), meta, is_dev, forbidden=(str(data),))
+        self.method_dir = self.root / "method"
+        self.method_dir.mkdir()
+        (self.method_dir / "method.py").write_text(METHOD.format(name=method))
+        self.method = method
+
+    def verify(self, seeds: tuple[int, ...]) -> Any:
+        from aarlab.verify.runner import VerifySettings, verify
+
+        settings = VerifySettings(seeds=seeds, ablation_seeds=len(seeds))
+        return verify(self.source, self.method_dir, None, self.root / "work", settings=settings)
+
+
+def child_startup(n: int = 3) -> dict[str, float]:
+    """Median seconds: a bare confined child (namespaces, uid, seccomp, audit hook; entry json.dumps)
+    and the import of what a method child loads before the method (numpy, scikit-learn, the bundle)."""
+    from aarlab.verify.audit import AuditPolicy, default_read_roots
+    from aarlab.verify.sandbox import run_sandboxed
+
+    pol = AuditPolicy(
+        sandbox="/sandbox",
+        read_roots=default_read_roots(),
+        forbidden_roots=[],
+        dataset_texts=[],
+        forbidden_modules=[],
+    )
+    bare = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = run_sandboxed("json:dumps", {"obj": 1}, binds=(), policy=pol)
+        bare.append(time.perf_counter() - t0)
+        if out.status != "ok":
+            raise SystemExit(f"the confined child failed: {out.reason}\n{out.detail}")
+    imports = [wall([sys.executable, "-I", "-c", "import aarlab.verify.jobs"]) for _ in range(n)]
+    python = [wall([sys.executable, "-I", "-c", "pass"]) for _ in range(n)]
+    return {
+        "confined_child_s": statistics.median(bare),
+        "method_imports_s": statistics.median(imports),
+        "python_s": statistics.median(python),
+    }
+
+
+def verification(world: World, seeds: int = 3) -> dict[str, Any]:
+    """Agent's own fresh-process 3-seed run vs one verification, cold then warm (same seeds)."""
+    from aarlab.verify.artefacts import ARTEFACTS
+
+    ARTEFACTS.clear()
+    wall([sys.executable, "-c", AGENT_RUN, str(world.source.directory), world.method])  # warms the caches
+    agent = wall([sys.executable, "-c", AGENT_RUN, str(world.source.directory), world.method])
+    chosen = tuple(range(7001, 7001 + seeds))
+    c0 = cpu()
+    cold = world.verify(chosen)
+    c1 = cpu()
+    warm = world.verify(chosen)
+    c2 = cpu()
+    return {
+        "cold_cpu_s": c1 - c0,
+        "warm_cpu_s": c2 - c1,
+        "agent_s": agent,
+        "cold_s": cold.seconds,
+        "warm_s": warm.seconds,
+        "warm_method_s": warm.method_seconds,
+        "status": warm.status,
+        "flags": [f.kind for f in warm.flags if f.severity in ("high", "critical")],
+    }
+
+
+def warm_baseline(task: str) -> float:
+    cmd = [str(Path(sys.executable).with_name("aarlab")), "baseline", "--task", task, "--json"]
+    wall(cmd)
+    return wall(cmd)
+
+
+def server(seconds: float, dbs: list[str]) -> dict[str, dict[str, Any]]:
+    from server_load import make_data_dir, run_load
+
+    out = {}
+    root = Path(tempfile.mkdtemp(prefix="aarlab-throughput-server-"))
+    data = make_data_dir(root, 2000)
+    for db in dbs:
+        if db == "sqlite":
+            url = f"sqlite:///{root / 'bench.db'}"
+            out[db] = run_load(data, url, 9, seconds, 0.0)
+        else:
+            from aarlab.server.pgtemp import TempPostgres
+
+            with TempPostgres() as pg:
+                out[db] = run_load(data, pg.new_database(), 9, seconds, 0.0)
+    return out
+
+
+def gate_suites() -> list[tuple[str, int, float, float, str]]:
+    from aarlab.transfer.gate import DEFAULT_SUITES
+    from aarlab.verify.gate_runs import prepare_suites
+
+    cold = prepare_suites(DEFAULT_SUITES)
+    warm = prepare_suites(DEFAULT_SUITES)
+    return [(c.suite, c.items, c.seconds, w.seconds, c.error) for c, w in zip(cold, warm, strict=True)]
+
+
+def profile(target: str, args: argparse.Namespace) -> None:
+    jobs: dict[str, Callable[[], Any]] = {}
+    if target == "baseline":
+        from aarlab.testbed.pipeline import run_experiment
+
+        jobs["baseline"] = lambda: run_experiment(args.task, args.method, seeds=5, show_progress=False)
+    elif target == "verify":
+        world = World(args.task, args.method)
+        world.verify((7001, 7002, 7003))  # cold once, unprofiled: the profile shows the steady state
+        jobs["verify"] = lambda: world.verify((7001, 7002, 7003))
+    elif target == "child":
+        jobs["child"] = lambda: child_startup(5)
+    elif target == "gate":
+        jobs["gate"] = gate_suites
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    jobs[target]()
+    prof.disable()
+    print(f"{target}: {time.perf_counter() - t0:.2f} s; load {load()}")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(args.top)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="truth-cities")
+    ap.add_argument("--method", default="vanilla")
+    ap.add_argument("--server-seconds", type=float, default=20.0)
+    ap.add_argument("--db", default="sqlite", help="comma list: sqlite, postgresql (empty: skip)")
+    ap.add_argument("--gate", action="store_true", help="prepare every gate suite, cold then warm")
+    ap.add_argument("--demo", action="store_true", help="time `aarlab demo --quick` (cold caches are yours)")
+    ap.add_argument("--research-minutes", type=float, default=0.0, help="run bench/research.py, 4 agents")
+    ap.add_argument("--profile", choices=["baseline", "verify", "child", "gate"])
+    ap.add_argument("--top", type=int, default=30)
+    args = ap.parse_args()
+    if args.profile:
+        profile(args.profile, args)
+        return
+    rows: list[tuple[str, str, str]] = []
+    print(f"load at start: {load()}", flush=True)
+    c = child_startup()
+    rows.append(
+        (
+            "confined child start-up",
+            f"{c['confined_child_s']:.2f} s bare; imports of a method child {c['method_imports_s']:.2f} s "
+            f"(python alone {c['python_s']:.2f} s)",
+            "small",
+        )
+    )
+    world = World(args.task, args.method)
+    v = verification(world)
+    rows.append(
+        (
+            "verification / agent's 3-seed run",
+            f"cold {v['cold_s']:.1f} s = {v['cold_s'] / v['agent_s']:.2f}x ({v['cold_cpu_s']:.1f} CPU s); "
+            f"warm {v['warm_s']:.1f} s = {v['warm_s'] / v['agent_s']:.2f}x ({v['warm_cpu_s']:.1f} CPU s) "
+            f"(agent {v['agent_s']:.1f} s; {v['status']}; "
+            f"high flags {v['flags'] or 'none'})",
+            "<= 1.5x",
+        )
+    )
+    cores = os.cpu_count() or 1
+    per_hour = 3600 * cores / v["warm_s"] / 4  # verification alone on every core, shared by 4 agents
+    rows.append(
+        (
+            "verified / agent-hour, 4 agents",
+            f"<= {per_hour:.0f} (projection: {cores} cores x 3600 s / {v['warm_s']:.1f} s per warm "
+            "verification / 4 agents; agents' own CPU not counted)",
+            ">= 300",
+        )
+    )
+    if args.research_minutes > 0:
+        out = subprocess.run(
+            [sys.executable, str(BENCH / "research.py"), "--agents", "4", "--minutes",
+             str(args.research_minutes), "--verify-seeds", "3", "--json"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(
+            ("verified / agent-hour, 4 agents (measured)", str(r["verified_per_agent_hour"]), ">= 300")
+        )
+    b = warm_baseline(args.task)
+    rows.append(("warm 5-seed vanilla baseline", f"{b:.1f} s", "<= 2 s"))
+    if args.demo:
+        d = wall([str(Path(sys.executable).with_name("aarlab")), "demo", "--quick"])
+        rows.append(("demo --quick", f"{d:.0f} s", "<= 60 s cold, <= 20 s warm"))
+    if args.gate:
+        for name, items, cold, warm, err in gate_suites():
+            rows.append(
+                (f"gate suite {name}", f"{items} items: cold {cold:.1f} s, warm {warm:.2f} s {err}", "")
+            )
+    dbs = [d for d in args.db.split(",") if d]
+    if dbs:
+        for db, res in server(args.server_seconds, dbs).items():
+            dev = res.get("POST dev/submissions")
+            rows.append(
+                (
+                    f"dev submission, 9 agents, {db}",
+                    f"p50 {dev['p50_ms']} ms, p99 {dev['p99_ms']} ms, errors {dev['errors']}, n {dev['n']}"
+                    if isinstance(dev, dict)
+                    else "no submission finished in the time given (raise --server-seconds)",
+                    "p99 < 100 ms, 0 errors",
+                )
+            )
+    print(f"load at end: {load()}")
+    width = max(len(r[0]) for r in rows)
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value}  [target {target}]")
+
+
+if __name__ == "__main__":
+    main()

@@ -210,6 +210,7 @@ def run_demo(
     reference-format directory) replaces the profile's task; the profile's sizes and gate suites stay."""
     from aarlab.api.client import Client
     from aarlab.server.transfer_worker import transfer_pending
+    from aarlab.verify.gate_runs import prepare_suites_in_background
 
     profile = quick_profile(agents) if quick else full_profile(agents)
     if task is not None:
@@ -238,8 +239,12 @@ def run_demo(
     )
     marks: dict[str, float] = {}
 
+    suites_ready: list[threading.Thread] = []
+
     def started(server: LocalServer) -> None:
         marks["setup"] = time.monotonic() - t0
+        # the gate's suite features are encoded on the trusted side while the agents work (#16)
+        suites_ready.append(prepare_suites_in_background(profile.gate.suites))
         if on_server is not None:
             on_server(server, dashboard_url(server))
         stage(f"{n_search} search researchers + 1 red-team agent running; verifying as they submit")
@@ -263,6 +268,8 @@ def run_demo(
                     f"{len(profile.gate.suites)} suites × {len(profile.gate.suites[0].seeds)} seeds"
                 )
                 c.request_transfer(best.result_id)
+                for thread in suites_ready:
+                    thread.join()  # the suites' features (usually done while the agents worked)
                 with gate_progress(len(profile.gate.suites), show_progress) as progress:
                     transfer_pending(
                         server.state.sessions,

@@ -138,6 +138,7 @@ def verify_cmd(
     from aarlab.server.transfer_worker import transfer_pending
     from aarlab.transfer.gate import DEFAULT_SUITES, GateSettings
     from aarlab.verify.executors import get_executor
+    from aarlab.verify.gate_runs import prepare_suites_in_background
     from aarlab.verify.runner import VerifySettings
 
     require_data_dir(data_dir)
@@ -165,6 +166,8 @@ def verify_cmd(
     )
     if requeue:
         typer.echo(f"requeued {queue.requeue_running()} result(s) left running")
+    if transfers and not once:  # a long-running worker encodes the gate's suites while it verifies (#16)
+        prepare_suites_in_background(gate.suites)
     progress = ExitStack()  # the counts and ETA of one burst, on stderr
     counter: list[Counter] = []
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from rich.console import Console
-from rich.table import Table
-
+from aarlab.render import Col, console_for, emit, table
 from aarlab.transfer.gate import CODE_SUITE, default_settings
 from aarlab.transfer.simulate import simulate, vanilla_data
 
@@ -29,7 +27,7 @@ def main() -> None:
     )
     ap.add_argument("--only", default="", help="comma-separated suite names to measure (default: all)")
     args = ap.parse_args()
-    console = Console()
+    console = console_for()
     settings = default_settings()
     suites = list(settings.suites) + ([CODE_SUITE] if args.with_code else [])
     if args.only:
@@ -42,46 +40,48 @@ def main() -> None:
         f"collected vanilla on {len(data)} suites × {len(settings.suites[0].seeds)} seeds "
         f"in {time.perf_counter() - t0:.1f} s (settings {settings.fingerprint()})"
     )
-    table = Table(title=f"transfer gate, {args.sims} simulated methods per row")
-    for col in ("true ΔPGR", "verdict 'transfers'", "all verdicts", "target", "s"):
-        table.add_column(col)
-    per_suite = Table(
-        title="per suite: share of simulated methods significant (Holm) / the gate's power estimate"
-    )
-    for col in (
-        "suite",
-        "seeds",
-        "FPR (true ΔPGR 0)",
-        f"power (true ΔPGR {args.effect})",
-        "power estimate",
-        "≥ 0.8",
-    ):
-        per_suite.add_column(col)
+    rows = []
     results = {}
     for effect, target in ((0.0, "FPR ≤ 0.05"), (args.effect, "power ≥ 0.8")):
         t = time.perf_counter()
         r = simulate(settings, data, effect, n_sims=args.sims, noise=args.noise)
         results[effect] = r
-        table.add_row(
-            f"{effect:.2f}",
-            f"{r.transfers_rate:.3f}",
-            str(r.verdicts),
-            target,
-            f"{time.perf_counter() - t:.0f}",
+        verdicts = ", ".join(f"{k}: {v}" for k, v in sorted(r.verdicts.items()))
+        rows.append(
+            [f"{effect:.2f}", f"{r.transfers_rate:.3f}", verdicts, target, f"{time.perf_counter() - t:.0f}"]
         )
-    console.print(table)
+    cols = [
+        Col("true ΔPGR"),
+        Col("verdict 'transfers'"),
+        Col("all verdicts"),
+        Col("target"),
+        Col("s", drop=1),
+    ]
+    emit(console, table(f"transfer gate, {args.sims} simulated methods per row", cols, rows, console))
     null, eff = results[0.0], results[args.effect]
+    suite_rows = []
     for s in settings.suites:
         p = eff.suite_significant.get(s.name, float("nan"))
-        per_suite.add_row(
-            s.name,
-            str(len(s.seeds)),
-            f"{null.suite_significant.get(s.name, float('nan')):.3f}",
-            f"{p:.3f}",
-            f"{eff.suite_power_estimate.get(s.name, float('nan')):.3f}",
-            "yes" if p >= 0.8 else "NO",
+        suite_rows.append(
+            [
+                s.name,
+                str(len(s.seeds)),
+                f"{null.suite_significant.get(s.name, float('nan')):.3f}",
+                f"{p:.3f}",
+                f"{eff.suite_power_estimate.get(s.name, float('nan')):.3f}",
+                "yes" if p >= 0.8 else "NO",
+            ]
         )
-    console.print(per_suite)
+    suite_cols = [
+        Col("suite"),
+        Col("seeds"),
+        Col("FPR (true ΔPGR 0)"),
+        Col(f"power (true ΔPGR {args.effect})"),
+        Col("power estimate"),
+        Col("≥ 0.8"),
+    ]
+    title = "per suite: share of simulated methods significant (Holm) / the gate's power estimate"
+    emit(console, table(title, suite_cols, suite_rows, console))
 
 
 if __name__ == "__main__":

@@ -704,6 +704,11 @@ from aarlab.server.cli import register as _register_server  # noqa: E402
 
 _register_server(app, friendly)
 
+# The overseers' review commands are a client of a running server: aarlab.cli_review.
+from aarlab.cli_review import register as _register_review  # noqa: E402
+
+_register_review(app, friendly)
+
 from aarlab.agents.mcp_server import mcp_command  # noqa: E402
 
 app.command("mcp", help="Serve the researcher tools over MCP (stdio) for an external agent harness.")(

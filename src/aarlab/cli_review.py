@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import typer
 
 from aarlab.api.client import Client
-from aarlab.api.schemas import FlagOut
+from aarlab.api.schemas import FlagOut, FlagStatus
 from aarlab.render import typer_app
 
 ServerUrl = Annotated[str, typer.Option("--server", envvar="AARLAB_SERVER", help="server URL")]
@@ -43,7 +43,7 @@ def review_list(
 ) -> None:
     """List flags (open ones by default)."""
     with Client(server, token) as c:
-        rows = c.flags(None if status == "all" else status, task)  # type: ignore[arg-type]
+        rows = c.flags(None if status == "all" else cast(FlagStatus, status), task)
     for f in rows:
         _show_flag(f)
     if not rows:
@@ -87,9 +87,13 @@ def reveal_cmd(
 
 def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Add ``aarlab review ...`` to the main CLI (``friendly`` turns user errors into one line)."""
-    review_app.command("list")(friendly(review_list))
-    review_app.command("show")(friendly(review_show))
-    review_app.command("dismiss")(friendly(review_dismiss))
-    review_app.command("disqualify")(friendly(review_disqualify))
-    review_app.command("reveal")(friendly(reveal_cmd))
+    commands = {
+        "list": review_list,
+        "show": review_show,
+        "dismiss": review_dismiss,
+        "disqualify": review_disqualify,
+        "reveal": reveal_cmd,
+    }
+    for name, fn in commands.items():
+        review_app.command(name)(friendly(fn))
     app.add_typer(review_app, name="review")

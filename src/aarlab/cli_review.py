@@ -87,7 +87,7 @@ def reveal_cmd(
 
 def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Add ``aarlab review ...`` to the main CLI (``friendly`` turns user errors into one line)."""
-    commands = {
+    commands: dict[str, Callable[..., None]] = {
         "list": review_list,
         "show": review_show,
         "dismiss": review_dismiss,

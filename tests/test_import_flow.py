@@ -53,11 +53,26 @@ def violations(package: str, banned: tuple[str, ...], src: Path = SRC) -> list[s
     ("package", "banned"),
     [
         ("aarlab.api", ("aarlab.server",)),
-        ("aarlab.server", ("aarlab.agents", "aarlab.lab", "aarlab.cli")),
+        # aarlab.cli_review and aarlab.demo are top-level modules of the CLI and the composition root
+        ("aarlab.server", ("aarlab.agents", "aarlab.lab", "aarlab.cli", "aarlab.cli_review", "aarlab.demo")),
     ],
 )
 def test_package_does_not_import_the_layers_above_it(package: str, banned: tuple[str, ...]) -> None:
     assert violations(package, banned) == []
+
+
+def test_the_wire_contract_imports_only_itself_and_the_error_types() -> None:
+    """``aarlab.api`` is what agents, the CLI and the server share: it imports from aarlab nothing but
+    itself and ``aarlab.testbed.errors`` (the layout of issue #14)."""
+    allowed = ("aarlab.api", "aarlab.testbed.errors")
+    found = [
+        f"{path.relative_to(SRC)}: {name}"
+        for path in sorted((SRC / "aarlab" / "api").rglob("*.py"))
+        for name in sorted(imported_modules(path))
+        if (name == "aarlab" or name.startswith("aarlab."))
+        and not any(name == a or name.startswith(a + ".") for a in allowed)
+    ]
+    assert found == []
 
 
 def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from aarlab.server.dashboard import leaderboard_view as lv
 from aarlab.server.dashboard import result_view
@@ -56,6 +57,9 @@ Board = Annotated[BoardQuery, Depends(board_query)]
 
 @dataclass(frozen=True)
 class Arranged:
+    """Every task name, the one shown, its ranked and pending rows after sort/filter, and the row count
+    before filtering."""
+
     names: list[str]
     current: str | None
     ranked: list[lv.BoardRow]
@@ -63,7 +67,7 @@ class Arranged:
     total: int
 
 
-def _board(state: ServerState, db: DB, viewer: Viewer, b: BoardQuery, q: str) -> Arranged:
+def _board(state: ServerState, db: Session, viewer: Viewer, b: BoardQuery, q: str) -> Arranged:
     names, current = task_or_default(state, b.task)
     # overseers also get the results held back by an open critical flag (listed apart, never ranked)
     rows = board_rows(db, viewer.agent, current, pending=viewer.is_overseer) if current else []

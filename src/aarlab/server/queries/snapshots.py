@@ -3,13 +3,14 @@ recorded (size, uploader) in the database."""
 
 from __future__ import annotations
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from aarlab.api.archive import UnsafeArchiveError, validate_archive
 from aarlab.api.schemas import SnapshotOut
 from aarlab.server.codestore import CodeStore
 from aarlab.server.errors import NotFound, TooLarge, Unprocessable
-from aarlab.server.models import Agent, Snapshot
+from aarlab.server.models import Agent, Snapshot, utcnow
 
 
 def check_upload(data: bytes, limit: int) -> None:
@@ -32,10 +33,14 @@ def check_upload(data: bytes, limit: int) -> None:
 
 
 def store_snapshot(store: CodeStore, db: Session, uploader: Agent, data: bytes) -> SnapshotOut:
-    """Store checked bytes (idempotent: the same bytes give the same sha256, stored once)."""
+    """Store checked bytes (idempotent: the same bytes give the same sha256, stored once).
+
+    The row is written with ``INSERT ... ON CONFLICT DO NOTHING``: agents uploading the same method at
+    the same moment all succeed (a read-then-insert let the second writer fail with a server error)."""
     sha = store.put(data)
-    if db.get(Snapshot, sha) is None:
-        db.add(Snapshot(sha256=sha, size=len(data), agent_id=uploader.id))
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    row = {"sha256": sha, "size": len(data), "agent_id": uploader.id, "created_at": utcnow()}
+    db.execute(insert(Snapshot).values(**row).on_conflict_do_nothing(index_elements=["sha256"]))
     return SnapshotOut(sha256=sha, size=len(data))
 
 

@@ -263,7 +263,7 @@ def test_failure_reasons_do_not_show_an_agent_its_verification_seeds() -> None:
     from datetime import UTC, datetime
 
     from aarlab.server.models import Result
-    from aarlab.server.routes.results import _out
+    from aarlab.server.queries.results import result_out as _out
 
     r = Result(
         id=1,

@@ -17,7 +17,7 @@ def test_migrations_match_models_and_are_idempotent(db_url):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         assert diff == [], diff
-        assert MigrationContext.configure(conn).get_current_revision() == "0005"
+        assert MigrationContext.configure(conn).get_current_revision() == "0006"
     assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
     engine.dispose()
 

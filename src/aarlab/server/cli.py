@@ -1,5 +1,6 @@
-"""Server commands: ``serve``, ``admin add-agent``, ``server init-task``, ``export-sandbox``, the
-verification worker ``verify`` and the review queue ``review list|show|dismiss|disqualify|reveal``.
+"""Server commands: ``serve``, ``admin add-agent``, ``server init-task``, ``export-sandbox`` and the
+verification worker ``verify``. They work on the server's data directory and database directly; the
+overseers' ``review`` commands talk to a running server over HTTP and live in :mod:`aarlab.cli.review`.
 
 Registered on the main ``aarlab`` app by :func:`register`.
 """
@@ -18,11 +19,6 @@ from aarlab.render import typer_app
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the server's data directory (holds labels)")]
 DbUrl = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: SQLite in the data dir)")]
 
-ServerUrl = Annotated[str, typer.Option("--server", envvar="AARLAB_SERVER", help="server URL")]
-Token = Annotated[str, typer.Option("--token", envvar="AARLAB_TOKEN", help="an overseer's token")]
-Note = Annotated[str, typer.Option("--note", help="why (kept with the flag and the result)")]
-
-review_app = typer_app(help="The review queue of detector flags (overseers only).", no_args_is_help=True)
 admin_app = typer_app(help="Server administration: agents and tokens.", no_args_is_help=True)
 server_app = typer_app(help="Server data: tasks with labels, held by the server only.", no_args_is_help=True)
 
@@ -198,93 +194,11 @@ def verify_cmd(
         engine.dispose()
 
 
-def _review_client(server: str, token: str) -> Any:
-    from aarlab.api.client import Client
-
-    return Client(server, token)
-
-
-def _show_flag(f: Any, evidence: bool = False) -> None:
-    import json
-
-    target = f"result {f.result_id} ({f.result_status})" if f.result_id is not None else "dev log"
-    typer.echo(f"#{f.id} [{f.severity}] {f.kind} — {f.agent} / {f.task} / {target} — {f.status}")
-    typer.echo(f"    {f.summary}")
-    if f.status != "open":
-        typer.echo(f"    resolved by {f.resolved_by}: {f.note}")
-    if evidence:
-        typer.echo(json.dumps(f.evidence, indent=2)[:20000])
-
-
-def review_list(
-    server: ServerUrl,
-    token: Token,
-    status: Annotated[str, typer.Option(help="open, dismissed, disqualified or all")] = "open",
-    task: Annotated[str | None, typer.Option(help="only flags of this task (default: every task)")] = None,
-) -> None:
-    """List flags (open ones by default)."""
-    with _review_client(server, token) as c:
-        rows = c.flags(None if status == "all" else status, task)
-    for f in rows:
-        _show_flag(f)
-    if not rows:
-        typer.echo(f"no {status} flags")
-
-
-def review_show(
-    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
-    server: ServerUrl,
-    token: Token,
-) -> None:
-    """One flag with its evidence."""
-    with _review_client(server, token) as c:
-        _show_flag(c.flag(flag_id), evidence=True)
-
-
-def review_dismiss(
-    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
-    note: Note,
-    server: ServerUrl,
-    token: Token,
-) -> None:
-    """Close a flag as a false alarm."""
-    with _review_client(server, token) as c:
-        _show_flag(c.dismiss_flag(flag_id, note))
-
-
-def review_disqualify(
-    flag_id: Annotated[int, typer.Argument(help="the flag's id (see `aarlab review list`)")],
-    note: Note,
-    server: ServerUrl,
-    token: Token,
-) -> None:
-    """Disqualify the flagged result (or, for a dev-log flag, the agent's results on that task)."""
-    with _review_client(server, token) as c:
-        _show_flag(c.disqualify_flag(flag_id, note))
-
-
-def reveal_cmd(
-    task: Annotated[str, typer.Argument(help="the task to reveal")], server: ServerUrl, token: Token
-) -> None:
-    """The final reveal (Kaggle's private board): every caller sees the task's sealed figures from now on."""
-    with _review_client(server, token) as c:
-        r = c.reveal(task)
-    typer.echo(
-        f"revealed the private board of {r.task} (by {r.revealed_by}, {r.created_at:%Y-%m-%d %H:%M} UTC)"
-    )
-
-
 def register(app: typer.Typer, friendly: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Add the server commands to the main CLI (``friendly`` turns user errors into one line)."""
     app.command("serve")(friendly(serve))
     app.command("export-sandbox")(friendly(export_sandbox_cmd))
     app.command("verify")(friendly(verify_cmd))
-    review_app.command("list")(friendly(review_list))
-    review_app.command("show")(friendly(review_show))
-    review_app.command("dismiss")(friendly(review_dismiss))
-    review_app.command("disqualify")(friendly(review_disqualify))
-    review_app.command("reveal")(friendly(reveal_cmd))
-    app.add_typer(review_app, name="review")
     admin_app.command("add-agent")(friendly(add_agent_cmd))
     server_app.command("init-task")(friendly(init_task_cmd))
     app.add_typer(admin_app, name="admin")

@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -197,13 +208,13 @@ class AgentUsage(Base):
     backend: Mapped[str] = mapped_column(String(50), default="")
     #: registered -> running -> finished | stopped (a budget) | crashed
     status: Mapped[str] = mapped_column(String(32), default="registered")
-    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
-    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens_out: Mapped[int] = mapped_column(BigInteger, default=0)
     dollars: Mapped[float] = mapped_column(Float, default=0.0)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    submissions: Mapped[int] = mapped_column(Integer, default=0)
-    results: Mapped[int] = mapped_column(Integer, default=0)
-    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    submissions: Mapped[int] = mapped_column(BigInteger, default=0)
+    results: Mapped[int] = mapped_column(BigInteger, default=0)
+    restarts: Mapped[int] = mapped_column(BigInteger, default=0)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -1,8 +1,8 @@
 """The leaderboard as people read it: ranked rows and rows pending review, sorted and filtered by the
 viewer's choice, and the same rows as CSV or JSON for export.
 
-Rows come from the API's own ``leaderboard`` function (so a viewer sees what the API shows their role);
-this module only arranges them.
+Rows come from the API's own query (:func:`aarlab.server.queries.leaderboard.board_rows`), so a viewer
+sees what the API shows their role; this module only arranges them.
 """
 
 from __future__ import annotations

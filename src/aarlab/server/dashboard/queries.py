@@ -1,5 +1,5 @@
-"""Read-only queries behind the run page (the other pages reuse the API's own route functions, so the
-dashboard shows exactly what the API shows)."""
+"""Read-only queries behind the run page (the other pages reuse the API's own query functions in
+:mod:`aarlab.server.queries`, so the dashboard shows exactly what the API shows)."""
 
 from __future__ import annotations
 

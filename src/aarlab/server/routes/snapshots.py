@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from aarlab.api.archive import UnsafeArchiveError, validate_archive
 from aarlab.api.schemas import SnapshotOut
 from aarlab.server.deps import DB, Caller, State
-from aarlab.server.models import Snapshot
+from aarlab.server.queries import snapshots
 
 router = APIRouter(prefix="/api/v1/snapshots", tags=["code"])
 Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
@@ -29,29 +28,11 @@ Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 async def put_snapshot(request: Request, state: State, db: DB, caller: Caller) -> SnapshotOut:
     """Store a snapshot (idempotent: the same bytes give the same sha256, stored once)."""
     data = await request.body()
-    limit = state.settings.max_snapshot_bytes
-    if len(data) > limit:
-        raise HTTPException(
-            413,
-            f"snapshot is {len(data)} bytes; the limit is {limit}: leave data and "
-            "caches out of the method folder",
-        )
-    if not data:
-        raise HTTPException(
-            422, "empty body: send a tar.gz of the method folder (Content-Type: application/octet-stream)"
-        )
-    try:  # decompression is CPU work: never on the event loop that answers every other agent
-        await run_in_threadpool(validate_archive, data)
-    except UnsafeArchiveError as e:
-        raise HTTPException(422, str(e)) from None
-    sha = state.store.put(data)
-    if db.get(Snapshot, sha) is None:
-        db.add(Snapshot(sha256=sha, size=len(data), agent_id=caller.id))
-    return SnapshotOut(sha256=sha, size=len(data))
+    # decompression is CPU work: never on the event loop that answers every other agent
+    await run_in_threadpool(snapshots.check_upload, data, state.settings.max_snapshot_bytes)
+    return snapshots.store_snapshot(state.store, db, caller, data)
 
 
 @router.get("/{sha}", response_class=Response, responses={200: {"content": {"application/gzip": {}}}})
 def get_snapshot(sha: Sha, state: State, db: DB, _caller: Caller) -> Response:
-    if db.get(Snapshot, sha) is None:
-        raise HTTPException(404, f"no snapshot {sha}")
-    return Response(state.store.get(sha), media_type="application/gzip")
+    return Response(snapshots.snapshot_bytes(state.store, db, sha), media_type="application/gzip")

@@ -45,6 +45,26 @@ def test_no_server_errors(app_client):
     assert failures == [], "\n".join(failures[:10])
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/flags?task=%00",
+        "/api/v1/leaderboard/x%00y",
+        "/api/v1/forum/posts?author=%00",
+        "/api/v1/results?task=a%00",
+        "/leaderboard/truth%00cities",
+    ],
+)
+def test_a_nul_in_the_url_is_a_clear_422_on_every_database(app_client, url):
+    """PostgreSQL refuses NUL in text; a NUL anywhere in a URL is refused before any route or query runs
+    (it was a 500 from ``GET /api/v1/flags?task=%00`` on PostgreSQL)."""
+    with session_scope(app_client.app.state.aarlab.sessions) as s:
+        token = add_agent(s, "nul-overseer", "overseer")
+    r = app_client.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 422, r.text
+    assert "NUL" in r.json()["detail"]
+
+
 def test_the_fuzzer_can_see_a_server_error(app_client):
     """The check above can fail: a route that raises surfaces through the same machinery (the in-process
     client re-raises server exceptions, so an unhandled error fails the fuzz test too)."""

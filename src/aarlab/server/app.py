@@ -17,7 +17,7 @@ from aarlab.server.dashboard import router as dashboard_router
 from aarlab.server.db import make_engine, migrate, session_factory
 from aarlab.server.deps import Caller
 from aarlab.server.docs import add_offline_docs
-from aarlab.server.middleware import BodyLimit
+from aarlab.server.middleware import BodyLimit, NoNul
 from aarlab.server.routes import agents, dev, flags, forum, results, snapshots
 from aarlab.server.routes import sandbox as sandbox_routes
 from aarlab.server.settings import ServerSettings
@@ -69,6 +69,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     for r in (*routers, flags.router, sandbox_routes.router, dashboard_router):
         app.include_router(r)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(NoNul)
     return app
 
 

@@ -61,3 +61,35 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class NoNul:
+    """Refuse a URL whose path or query carries a NUL character (``%00``) with 422, before any route runs.
+
+    No name, task or filter of the API can hold one, and PostgreSQL refuses NUL in text (it raised a
+    ``DataError``, a 500, for ``GET /api/v1/flags?task=%00``), so every route gets the same clear answer
+    on every database instead of each parameter being guarded on its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in bytes(scope.get("query_string", b"")).lower()
+        ):
+            body = json.dumps(
+                {"detail": "the URL contains a NUL character (%00); remove it from the path and query"}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 422,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)

@@ -64,7 +64,8 @@ class BodyLimit:
 
 
 class NoNul:
-    """Refuse a URL whose path or query carries a NUL character (``%00``) with 422, before any route runs.
+    """Refuse an API URL whose path or query carries a NUL character (``%00``) with 422, before any route
+    runs (dashboard pages answer in HTML and clean their own search text).
 
     No name, task or filter of the API can hold one, and PostgreSQL refuses NUL in text (it raised a
     ``DataError``, a 500, for ``GET /api/v1/flags?task=%00``), so every route gets the same clear answer
@@ -74,8 +75,11 @@ class NoNul:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-            "\x00" in scope.get("path", "") or b"%00" in bytes(scope.get("query_string", b"")).lower()
+        path = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and path.startswith("/api/")
+            and ("\x00" in path or b"%00" in bytes(scope.get("query_string", b"")).lower())
         ):
             body = json.dumps(
                 {"detail": "the URL contains a NUL character (%00); remove it from the path and query"}

@@ -7,6 +7,7 @@ safety checks live in ``aarlab.api.archive`` (shared with the client); routes va
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Any
 
 import fsspec
@@ -30,7 +31,10 @@ class CodeStore:
         path = self._path(sha)
         if not self.fs.exists(path):
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            tmp = path + ".part"
+            # a temporary name of this writer's own: concurrent uploads of the same bytes each write
+            # their own part and the last rename wins with identical content (a shared ".part" name let
+            # one writer move the other's part away mid-write)
+            tmp = f"{path}.{secrets.token_hex(8)}.part"
             self.fs.pipe_file(tmp, data)
             self.fs.mv(tmp, path)
         return sha

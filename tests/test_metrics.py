@@ -78,3 +78,9 @@ def test_auroc_bootstrap_matches_sklearn():
     fast = _boot_auroc_counts(y, p, counts)
     slow = [auroc(y[i], p[i]) for i in idx]
     assert np.allclose(fast, slow)
+    q = rng.random(300)  # no ties: the grouping pass is skipped, the figures must not change
+    assert len(np.unique(q)) == 300
+    assert np.allclose(_boot_auroc_counts(y, q, counts), [auroc(y[i], q[i]) for i in idx])
+    one_class = np.zeros((1, 300), dtype=np.int64)
+    one_class[0, np.flatnonzero(y)[:5]] = 1  # a resample of positives only: AUROC undefined, 0.5
+    assert _boot_auroc_counts(y, q, one_class)[0] == 0.5

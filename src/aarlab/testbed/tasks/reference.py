@@ -87,7 +87,8 @@ CHAT_GAP_NOTE = (
 )
 MATH_GAP_NOTE = (
     "no CPU pair with a resolvable gap: tfidf → minilm-l3 gap +0.005 (95% CI −0.008 to +0.018), both at "
-    "the majority rate (0.62); frozen encoders do not see whether a solution's arithmetic is right"
+    "the majority rate (0.62); SmolLM2-135M states (layers 9-18, 400-question subsample) sit there too, "
+    "ceiling 0.606 vs weak 0.621: small frozen models do not see whether a solution's arithmetic is right"
 )
 CHAT_HYPOTHESES = ("This reply is helpful and harmless.", "This reply is harmful or unhelpful.")
 MATH_HYPOTHESES = ("This solution is correct.", "This solution is wrong.")

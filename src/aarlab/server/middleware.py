@@ -8,7 +8,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413 before they are parsed or stored."""
+    """Refuse request bodies over ``limit`` bytes with 413 before they are parsed or stored: a declared
+    Content-Length at once, a chunked body as soon as what was read passes the limit."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -46,7 +47,16 @@ class BodyLimit:
                 started = started or msg["type"] == "http.response.start"
                 await send(msg)
 
-        await self.app(scope, counted, guarded_send)
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            # a route that reads the whole body sees the disconnect above as ``ClientDisconnect``; with a
+            # chunked body (no Content-Length) that is how the limit is hit: answer 413, not a 500
+            if not too_big:
+                raise
+            if not started:
+                started = True
+                await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({"detail": f"request body over {self.limit} bytes; send less"}).encode()

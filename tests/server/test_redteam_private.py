@@ -5,8 +5,10 @@ An agent chooses its claims. Verification flags a claim outside the verified int
 sealed figure. If an agent's leaderboard rows carried the open-flag count or severity, each result
 would answer "is my claim inside the sealed CI?", and a bisection over claims reads the sealed accuracy
 to any precision (then the forced-item diff reads sealed labels). The group-structure disclosure is
-computed on sealed labels too. The worker's job is replaced by one returning what the verifier returns
-for these claims (the real ``claim_flags``), so the test runs in seconds on both databases.
+computed on sealed labels too, and so is the ablation verdict whose critical flag kept a row off the
+board (a method that tells ablations apart steers it): an agent's own row never vanishes. The
+worker's job is replaced by one returning what the verifier returns for these claims (the real
+``claim_flags``), so the test runs in seconds on both databases.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ SEALED, CI = 0.6172839, (0.5432198, 0.6913579)
 CLAIMS = (0.60, 0.99, 0.01)  # inside, above, below the sealed CI
 
 
-def _run(claim: float, structure: bool) -> VerifiedRun:
+def _run(claim: float, structure: bool, critical: bool = False) -> VerifiedRun:
     flags = claim_flags(claim, SEALED, CI, "sealed_acc")
+    if critical:  # an ablation verdict, judged on sealed labels (a method that spots ablations steers it)
+        flags.append(Flag("ablation/no-teacher-no-student", "critical", "survives both ablations", {}))
     if structure:  # what structure_flag reports when the sealed accuracy drops under a group shuffle
         flags.append(Flag("ablation/uses-group-structure", "info", "drop", {}))
     return VerifiedRun(
@@ -47,7 +51,7 @@ def test_an_agent_learns_nothing_from_the_flags_its_claims_raise(
     runs = {}
     for k, claim in enumerate(CLAIMS * 2):
         rid = mallory.submit_result(TASK, sha, {"k": k}, {"sealed_acc": claim}).id
-        runs[rid] = _run(claim, structure=k >= len(CLAIMS))
+        runs[rid] = _run(claim, structure=k >= len(CLAIMS), critical=k == 0)
     state = app_client.app.state.aarlab
     worker.verify_pending(
         state.sessions,
@@ -62,6 +66,7 @@ def test_an_agent_learns_nothing_from_the_flags_its_claims_raise(
         if r.result_id in runs
     }
     assert len(seen) == 1, seen  # every row reads the same whatever the sealed figures
+    assert set(runs) <= {r.result_id for r in mallory.leaderboard(TASK)}  # none vanishes either
     token = mallory._http.headers["Authorization"].split()[1]
     ui = app_client.__class__(app_client.app)  # the dashboard's exports with the agent's session
     assert ui.get("/ui/login", params={"token": token}).status_code == 200
@@ -76,3 +81,4 @@ def test_an_agent_learns_nothing_from_the_flags_its_claims_raise(
         if r.result_id in runs
     }
     assert len(full) >= 3, full
+    assert min(runs) not in {r.result_id for r in boss.leaderboard(TASK)}  # pending review for overseers

@@ -46,3 +46,35 @@ def test_an_oversized_chunked_body_is_a_413_not_a_500(app_client, method, url):
     )
     assert r.status_code == 413, (r.status_code, r.text[:200])
     assert "bytes" in r.json()["detail"]
+
+
+def test_a_raw_nul_byte_in_the_query_is_refused_like_a_percent_encoded_one(app_client):
+    """An ASGI server may pass the query string's bytes as they came (no ``%00``): the same 422."""
+    import asyncio
+
+    with session_scope(app_client.app.state.aarlab.sessions) as s:
+        token = add_agent(s, "raw-nul", "overseer")
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/v1/flags",
+        "raw_path": b"/api/v1/flags",
+        "query_string": b"task=a\x00b",
+        "root_path": "",
+        "headers": [(b"authorization", f"Bearer {token}".encode()), (b"host", b"testserver")],
+        "server": ("testserver", 80),
+        "client": ("testclient", 1),
+    }
+    asyncio.run(app_client.app(scope, receive, send))
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [422]

@@ -89,7 +89,7 @@ class NoNul:
         if (
             scope["type"] == "http"
             and path.startswith("/api/")
-            and ("\x00" in path or b"%00" in bytes(scope.get("query_string", b"")).lower())
+            and ("\x00" in path or _nul_in_query(bytes(scope.get("query_string", b""))))
         ):
             body = json.dumps(
                 {"detail": "the URL contains a NUL character (%00); remove it from the path and query"}
@@ -107,3 +107,8 @@ class NoNul:
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
+
+
+def _nul_in_query(query: bytes) -> bool:
+    """A NUL in the query, percent-encoded or raw (an ASGI server may pass the bytes as they came)."""
+    return b"%00" in query or b"\x00" in query

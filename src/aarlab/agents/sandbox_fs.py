@@ -21,7 +21,7 @@ from pathlib import Path, PurePath
 
 from aarlab.testbed.errors import AarlabError
 
-__all__ = ["LinkInSandbox", "open_beneath", "opened_beneath", "place_tree"]
+__all__ = ["LinkInSandbox", "open_beneath", "opened_beneath", "place_tree", "read_beneath"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
@@ -70,6 +70,20 @@ def opened_beneath(root: Path, rel: PurePath) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def read_beneath(root: Path, file: Path) -> bytes:
+    """The bytes of ``file`` (a path below ``root``), every component opened without following a
+    link. Raises :class:`LinkInSandbox` for a link on the way or at the file itself."""
+    with opened_beneath(root, file.parent.relative_to(root)) as d:
+        try:
+            fd = os.open(file.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=d)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LinkInSandbox(f"{file.name!r} is a symbolic link; links are never followed") from None
+            raise
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
 
 
 def place_tree(tree: Path, root: Path, rel: PurePath, *, uid: int | None = None) -> None:

@@ -15,7 +15,6 @@ logged with ``"suspicious": true``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aarlab.agents.llm.base import ToolSpec
-from aarlab.agents.sandbox_fs import opened_beneath, place_tree
+from aarlab.agents.sandbox_fs import opened_beneath, place_tree, read_beneath
 from aarlab.agents.shell import ConfinedRunner, RunOutcome, ShellLimits, truncate
 from aarlab.agents.tool_log import ToolLog, suspicious_reasons
 from aarlab.agents.tool_specs import TOOL_DEFS
@@ -209,14 +208,6 @@ class Toolbox:
         with opened_beneath(self.sandbox, folder.relative_to(self.sandbox)) as fd:
             return pack_folder(Path("."), dir_fd=fd)
 
-    def _read(self, file: Path) -> bytes:
-        """The bytes of ``file`` (checked by :meth:`resolve`), opened without following links."""
-        assert self.sandbox is not None
-        with opened_beneath(self.sandbox, file.parent.relative_to(self.sandbox)) as d:
-            fd = os.open(file.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=d)
-            with os.fdopen(fd, "rb") as fh:
-                return fh.read()
-
     def _task(self, args: dict[str, Any]) -> str:
         task = args.get("task") or self.task
         if not task:
@@ -283,10 +274,10 @@ class Toolbox:
         preds: Any = args.get("predictions")
         if preds is None and args.get("path"):
             file = self.resolve(str(args["path"]))
-            if not file.is_file():
+            if not file.is_file() or self.sandbox is None:
                 raise ToolError(f"{args['path']}: no such file in the sandbox")
-            try:
-                preds = json.loads(self._read(file).decode("utf-8"))
+            try:  # opened without following a link planted since the check
+                preds = json.loads(read_beneath(self.sandbox, file).decode("utf-8"))
             except ValueError as e:
                 raise ToolError(f"{args['path']}: not valid JSON ({e})") from None
         if not isinstance(preds, dict) or not preds:

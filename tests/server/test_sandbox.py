@@ -4,7 +4,11 @@ and the server CLI commands."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import stat
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +44,30 @@ def test_secret_is_private_and_the_partition_is_fixed_by_entity(data_dir, refere
     assert {i.texts for i in c.dev.items} != {i.texts for i in a.dev.items}
     with pytest.raises(AarlabError, match="already exists"):
         init_task(other, str(reference_dir), name=TASK)
+
+
+def test_the_data_directory_is_the_owners_alone(reference_dir):
+    """Labels (``tasks/*/test.jsonl``), the database and the code store are written with the umask's
+    mode (0644): another user of the host must not get past the directory itself, even where the
+    operator made it readable to all (``mkdir D`` under a 022 umask)."""
+    base = Path(tempfile.mkdtemp(prefix="aarlab-perm-"))
+    try:
+        base.chmod(0o755)
+        data = base / "D"
+        data.mkdir(mode=0o755)
+        init_task(data, str(reference_dir), name=TASK)
+        assert stat.S_IMODE(data.stat().st_mode) & 0o077 == 0
+        labels = next(data.glob("tasks/*/test.jsonl"))
+        assert '"label"' in labels.read_text()
+        setpriv = shutil.which("setpriv")
+        if os.geteuid() == 0 and setpriv:  # an unprivileged uid of the host cannot read the labels
+            other = subprocess.run(
+                [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "cat", str(labels)],
+                capture_output=True,
+            )
+            assert other.returncode != 0 and b"label" not in other.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_item_ids_are_opaque_and_records_unordered(data_dir, reference_dir):

@@ -27,6 +27,7 @@ import hashlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -96,10 +97,14 @@ def agent_uid(sandbox: Path) -> int:
 
 
 def _chown_tree(root: Path, uid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+    """Give ``root`` and everything below it to ``uid``, never following a link (``os.fwalk`` with
+    descriptors: a folder swapped for a link meanwhile is not entered, so no host file changes owner)."""
+    with contextlib.suppress(OSError):
+        os.lchown(root, uid, uid)
+    for _top, dirnames, filenames, dfd in os.fwalk(root, follow_symlinks=False):
+        for name in dirnames + filenames:
             with contextlib.suppress(OSError):
-                os.lchown(name, uid, uid)
+                os.chown(name, uid, uid, dir_fd=dfd, follow_symlinks=False)
 
 
 class ConfinedRunner:
@@ -152,6 +157,7 @@ class ConfinedRunner:
             require_confinement("the agents' shell") if use_namespaces is None else use_namespaces
         )
         self._prepared = False
+        self._prepare_lock = threading.Lock()
         if self.namespaces:
             self.isolation = (
                 "namespaces: fresh root with only the sandbox (writable), the agent's own AARLAB_HOME, "
@@ -192,10 +198,14 @@ class ConfinedRunner:
 
     def prepare(self) -> None:
         """Create the sandbox, its ``tmp`` and the private home, owned by the agent's uid. The trees are
-        chowned once (the first time); files the trusted side writes later go through :meth:`own`, and
-        what the agent's commands create is the agent's uid's already."""
-        if self._prepared:
-            return
+        chowned once (the first time); files the trusted side writes later are created as the agent's
+        uid's (:func:`aarlab.agents.sandbox_fs.place_tree`), and what the agent's commands create is
+        the agent's uid's already."""
+        with self._prepare_lock:  # concurrent first commands (an MCP harness) prepare once
+            if not self._prepared:
+                self._prepare()
+
+    def _prepare(self) -> None:
         self.sandbox.mkdir(parents=True, exist_ok=True)
         (self.sandbox / "tmp").mkdir(exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -204,22 +214,6 @@ class ConfinedRunner:
             _chown_tree(self.sandbox, self.uid)
             _chown_tree(self.private_home, self.uid)
         self._prepared = True
-
-    def own(self, path: Path) -> None:
-        """Give ``path`` (a file or folder the trusted side wrote into the sandbox, and its parents up to
-        the sandbox) to the agent's uid, so its commands can change it."""
-        if not self.namespaces:
-            return
-        path = Path(path).resolve()
-        if not path.is_relative_to(self.sandbox):
-            raise AarlabError(f"{path} is not inside the sandbox {self.sandbox}")
-        if path.is_dir():
-            _chown_tree(path, self.uid)
-        for p in [path, *path.parents]:
-            with contextlib.suppress(OSError):
-                os.lchown(p, self.uid, self.uid)
-            if p == self.sandbox:
-                break
 
     def run(
         self, argv: Sequence[str], *, stdin: str | None = None, timeout_s: float | None = None

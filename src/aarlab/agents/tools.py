@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aarlab.agents.llm.base import ToolSpec
+from aarlab.agents.sandbox_fs import opened_beneath, place_tree, read_beneath
 from aarlab.agents.shell import ConfinedRunner, RunOutcome, ShellLimits, truncate
 from aarlab.agents.tool_log import ToolLog, suspicious_reasons
 from aarlab.agents.tool_specs import TOOL_DEFS
@@ -199,6 +201,13 @@ class Toolbox:
             )
         return target
 
+    def _pack(self, folder: Path) -> bytes:
+        """A snapshot of ``folder`` (checked by :meth:`resolve`), opened from the sandbox without
+        following a link the agent's commands may have put in its path since the check."""
+        assert self.sandbox is not None
+        with opened_beneath(self.sandbox, folder.relative_to(self.sandbox)) as fd:
+            return pack_folder(Path("."), dir_fd=fd)
+
     def _task(self, args: dict[str, Any]) -> str:
         task = args.get("task") or self.task
         if not task:
@@ -265,10 +274,10 @@ class Toolbox:
         preds: Any = args.get("predictions")
         if preds is None and args.get("path"):
             file = self.resolve(str(args["path"]))
-            if not file.is_file():
+            if not file.is_file() or self.sandbox is None:
                 raise ToolError(f"{args['path']}: no such file in the sandbox")
-            try:
-                preds = json.loads(file.read_text(encoding="utf-8"))
+            try:  # opened without following a link planted since the check
+                preds = json.loads(read_beneath(self.sandbox, file).decode("utf-8"))
             except ValueError as e:
                 raise ToolError(f"{args['path']}: not valid JSON ({e})") from None
         if not isinstance(preds, dict) or not preds:
@@ -301,7 +310,7 @@ class Toolbox:
         claimed = args.get("claimed") or {}
         if not isinstance(config, dict) or not isinstance(claimed, dict):
             raise ToolError("config and claimed must be objects")
-        snap = self.client.put_snapshot(pack_folder(folder))
+        snap = self.client.put_snapshot(self._pack(folder))
         res = self.client.submit_result(task, snap.sha256, config, {k: float(v) for k, v in claimed.items()})
         self.results.append(res.id)
         return ToolOutput(
@@ -345,18 +354,22 @@ class Toolbox:
         dest = self.resolve(str(args.get("dest", "")))
         if dest.exists() and any(dest.iterdir()):
             raise ToolError(f"{args.get('dest')}: not empty; unpack into a new folder")
-        written = safe_extract(self.client.get_snapshot(sha), dest)
-        if self.runner is not None:  # the agent's commands may change what it unpacked
-            self.runner.own(dest)
         assert self.sandbox is not None
-        names = ", ".join(str(p.relative_to(self.sandbox)) for p in written[:20])
+        rel = dest.relative_to(self.sandbox)
+        # unpacked where the agent cannot reach, then copied in by descriptors: a link the agent's
+        # commands plant meanwhile is never followed (sandbox_fs); the copy is the agent's uid's
+        uid = self.runner.uid if self.runner is not None and self.runner.namespaces else None
+        with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="snapshot-") as tmp:
+            written = safe_extract(self.client.get_snapshot(sha), Path(tmp))
+            place_tree(Path(tmp), self.sandbox, rel, uid=uid)
+            names = ", ".join(str(rel / p.relative_to(tmp)) for p in written[:20])
         return ToolOutput(server_block(f"unpacked snapshot {sha[:12]} into {args.get('dest')}: {names}"))
 
     def _code_put(self, args: dict[str, Any]) -> ToolOutput:
         folder = self.resolve(str(args.get("folder", "")))
         if not folder.is_dir():
             raise ToolError(f"{args.get('folder')}: not a folder in the sandbox")
-        snap = self.client.put_snapshot(pack_folder(folder))
+        snap = self.client.put_snapshot(self._pack(folder))
         return ToolOutput(server_block(f"stored as snapshot {snap.sha256} ({snap.size} bytes)"))
 
     def read_notebook(self) -> str:

@@ -7,9 +7,12 @@ than ``MAX_UNPACKED_BYTES`` unpacked; it is read as a stream, so a gzip bomb cos
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
+import os
 import shutil
+import stat
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -126,19 +129,44 @@ def safe_extract(
     return written
 
 
-def pack_folder(folder: Path) -> bytes:
+def pack_folder(folder: Path, *, dir_fd: int | None = None) -> bytes:
     """A deterministic tar.gz of a method folder (sorted names; zeroed times and owners; gzip mtime 0),
-    so the same folder always has the same sha256."""
+    so the same folder always has the same sha256. ``dir_fd``: ``folder`` is relative to this open
+    directory (a caller that opened it without following links, see
+    :func:`aarlab.agents.sandbox_fs.open_beneath`).
+
+    The walk never follows a symbolic link, even one that replaces a folder or a file while it runs
+    (``os.fwalk``, files opened with ``O_NOFOLLOW``): a folder another process can write must not
+    make this process read a file outside it. Links, devices and pipes are left out."""
+    members: list[tuple[tuple[str, ...], bytes]] = []
+    for top, dirnames, filenames, dfd in os.fwalk(str(folder), dir_fd=dir_fd, follow_symlinks=False):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        rel = PurePosixPath(top).relative_to(PurePosixPath(str(folder)))
+        for name in filenames:
+            data = _read_plain(name, dfd)
+            if data is not None:
+                members.append(((rel / name).parts, data))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(folder.rglob("*")):
-            if path.is_symlink() or not path.is_file() or "__pycache__" in path.parts:
-                continue
-            info = tarfile.TarInfo(str(path.relative_to(folder)))
-            data = path.read_bytes()
+        for parts, data in sorted(members):
+            info = tarfile.TarInfo("/".join(parts))
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
     return gzip.compress(buf.getvalue(), mtime=0)
+
+
+def _read_plain(name: str, dir_fd: int) -> bytes | None:
+    """The bytes of regular file ``name`` in ``dir_fd``, or None for a link or anything not a file."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.ENOENT):
+            return None  # a link (O_NOFOLLOW), a socket, or gone meanwhile
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read()
 
 
 def extract_bundle(data: bytes, dest: Path) -> list[Path]:

@@ -44,9 +44,14 @@ def secret_path(data_dir: Path) -> Path:
 
 
 def ensure_secret(data_dir: Path) -> bytes:
-    """Create the split secret once (mode 0600); later calls read it back."""
+    """Create the split secret once (mode 0600); later calls read it back. The data directory itself
+    is made the owner's alone (mode 0700): it holds the labels, the database and the code store, and
+    files written in it get the umask's mode (0644), which any other user of the host could read. The
+    server reads the 0600 secret, so it runs as this owner anyway; confined runs see their own folders
+    through binds, never through this directory."""
     path = secret_path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:

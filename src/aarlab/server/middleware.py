@@ -8,7 +8,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413 before they are parsed or stored."""
+    """Refuse request bodies over ``limit`` bytes with 413 before they are parsed or stored: a declared
+    Content-Length at once, a chunked body as soon as what was read passes the limit."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -46,7 +47,16 @@ class BodyLimit:
                 started = started or msg["type"] == "http.response.start"
                 await send(msg)
 
-        await self.app(scope, counted, guarded_send)
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            # a route that reads the whole body sees the disconnect above as ``ClientDisconnect``; with a
+            # chunked body (no Content-Length) that is how the limit is hit: answer 413, not a 500
+            if not too_big:
+                raise
+            if not started:
+                started = True
+                await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps({"detail": f"request body over {self.limit} bytes; send less"}).encode()
@@ -79,7 +89,7 @@ class NoNul:
         if (
             scope["type"] == "http"
             and path.startswith("/api/")
-            and ("\x00" in path or b"%00" in bytes(scope.get("query_string", b"")).lower())
+            and ("\x00" in path or _nul_in_query(bytes(scope.get("query_string", b""))))
         ):
             body = json.dumps(
                 {"detail": "the URL contains a NUL character (%00); remove it from the path and query"}
@@ -97,3 +107,8 @@ class NoNul:
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
+
+
+def _nul_in_query(query: bytes) -> bool:
+    """A NUL in the query, percent-encoded or raw (an ASGI server may pass the bytes as they came)."""
+    return b"%00" in query or b"\x00" in query

@@ -24,8 +24,9 @@ from aarlab.oversight.flags import Flag, audit_flags
 from aarlab.sandbox import require_confinement
 from aarlab.server.codestore import CodeStore
 from aarlab.server.db import session_scope
+from aarlab.server.flag_rows import flag_row, jsonable
 from aarlab.server.models import Result, TransferVerdict, utcnow
-from aarlab.server.worker import WORK, flag_row, forbidden_for, jsonable, sqlite_files
+from aarlab.server.worker import WORK, forbidden_for, sqlite_files
 from aarlab.testbed.errors import AarlabError
 from aarlab.transfer.gate import GateSettings, default_settings, run_gate
 from aarlab.verify.gate_runs import SandboxCollector, snapshot_spec

@@ -11,7 +11,6 @@ importable module so that Ray workers can unpickle it; everything it needs trave
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,7 @@ from aarlab.sandbox import require_confinement
 from aarlab.server.codestore import CodeStore
 from aarlab.server.datadir import EvalTask, load_eval_task, read_secret, task_dir
 from aarlab.server.db import session_scope
+from aarlab.server.flag_rows import finite, flag_row, jsonable
 from aarlab.server.models import DevSubmission, Result, ReviewFlag, VerifiedScore
 from aarlab.server.private import dev_vector, draw_seeds, release_dev
 from aarlab.server.warm import prefetch_seed_pool, warm_up
@@ -84,6 +84,23 @@ def forbidden_for(data_dir: Path, own_work: Path, extra: Sequence[str] = ()) -> 
     return out + list(extra)
 
 
+def server_failure(what: str, error: BaseException) -> VerifiedRun:
+    """A ``failed`` run for an error on the trusted side. The agent reads only ``what`` (a fixed
+    phrase): an error's text can quote anything the server holds (a database error quotes the INSERT's
+    parameters, among them the sealed figures of the run's findings), so it goes to overseers as the
+    evidence of a ``verify/server-error`` flag."""
+    detail = f"{what}: {type(error).__name__}: {error}"
+    return VerifiedRun(
+        "failed",
+        f"{what} (an error on the server's side; an overseer can see it)",
+        flags=[
+            Flag(
+                "verify/server-error", "warn", f"{what} ({type(error).__name__})", {"detail": detail[-6000:]}
+            )
+        ],
+    )
+
+
 def run_job(job: VerifyJob) -> JobOutcome:
     """Verify one result (the executor's job function). Never raises: any error becomes a failed run."""
     data_dir = Path(job.data_dir)
@@ -93,10 +110,11 @@ def run_job(job: VerifyJob) -> JobOutcome:
         method_dir = work / "method"
         safe_extract(job.snapshot, method_dir)
         if not (method_dir / "method.py").is_file():
-            raise FileNotFoundError(
+            why = (
                 "the snapshot has no method.py at its root; pack the method folder itself "
                 "(Client.put_folder(folder) or `tar czf - -C folder .`)"
             )
+            return JobOutcome(job.result_id, VerifiedRun("failed", why))
         source = task_source(data_dir, job.task, forbidden_for(data_dir, work, job.forbidden))
         run = verify(
             source,
@@ -108,43 +126,9 @@ def run_job(job: VerifyJob) -> JobOutcome:
         )
         return JobOutcome(job.result_id, run)
     except Exception as e:  # the worker must go on with the other results
-        return JobOutcome(job.result_id, VerifiedRun("failed", f"verifier error: {type(e).__name__}: {e}"))
+        return JobOutcome(job.result_id, server_failure("the verifier failed on this result", e))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def jsonable(value: Any) -> Any:
-    """Evidence as strict JSON (numpy values to Python, NaN/inf to null: PostgreSQL's JSON rejects NaN)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return jsonable(value.item())
-    if isinstance(value, float):
-        return _finite(value)
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
-def flag_row(flag: Flag, agent_id: int, task: str, result_id: int | None) -> ReviewFlag:
-    return ReviewFlag(
-        result_id=result_id,
-        agent_id=agent_id,
-        task=task,
-        kind=flag.kind,
-        severity=flag.severity,
-        summary=flag.summary,
-        evidence=jsonable(flag.evidence),
-        status="open",
-    )
 
 
 def sqlite_files(engine: Engine | None) -> list[str]:
@@ -204,18 +188,18 @@ def record_outcome(
             VerifiedScore(
                 result_id=result.id,
                 task=result.task,
-                dev_acc=_finite(run.dev_acc),
-                dev_low=_finite(dev_ci[0]),
-                dev_high=_finite(dev_ci[1]),
-                sealed_acc=_finite(run.sealed_acc),
-                sealed_low=_finite(sealed_ci[0]) if sealed_ci else None,
-                sealed_high=_finite(sealed_ci[1]) if sealed_ci else None,
-                pgr=_finite(run.pgr),
-                pgr_low=_finite(pgr_ci[0]),
-                pgr_high=_finite(pgr_ci[1]),
-                weak_acc=_finite(run.weak_acc),
-                ceiling_acc=_finite(run.ceiling_acc),
-                seconds=_finite(run.seconds),
+                dev_acc=finite(run.dev_acc),
+                dev_low=finite(dev_ci[0]),
+                dev_high=finite(dev_ci[1]),
+                sealed_acc=finite(run.sealed_acc),
+                sealed_low=finite(sealed_ci[0]) if sealed_ci else None,
+                sealed_high=finite(sealed_ci[1]) if sealed_ci else None,
+                pgr=finite(run.pgr),
+                pgr_low=finite(pgr_ci[0]),
+                pgr_high=finite(pgr_ci[1]),
+                weak_acc=finite(run.weak_acc),
+                ceiling_acc=finite(run.ceiling_acc),
+                seconds=finite(run.seconds),
                 details=jsonable(
                     {
                         "seeds": [s.get("seed") for s in run.per_seed],
@@ -229,10 +213,10 @@ def record_outcome(
                 released_dev=None
                 if vec is None or ev is None
                 else release_dev(session, ev, result.agent_id, vec, ladder_step),
-                ceiling_structured_acc=_finite(run.ceiling_structured_acc),
-                pgr_structured=_finite(run.pgr_structured),
-                pgr_structured_low=_finite(st_ci[0]),
-                pgr_structured_high=_finite(st_ci[1]),
+                ceiling_structured_acc=finite(run.ceiling_structured_acc),
+                pgr_structured=finite(run.pgr_structured),
+                pgr_structured_low=finite(st_ci[0]),
+                pgr_structured_high=finite(st_ci[1]),
             )
         )
     for flag in run.flags:
@@ -305,7 +289,7 @@ def _one(executor: Executor, job: VerifyJob) -> JobOutcome:
         out: JobOutcome = executor.map(run_job, [job])[0]
         return out
     except Exception as e:  # e.g. a Ray worker died: this result fails, the others go on
-        return JobOutcome(job.result_id, VerifiedRun("failed", f"executor error: {type(e).__name__}: {e}"))
+        return JobOutcome(job.result_id, server_failure("the executor failed on this result", e))
 
 
 def verify_pending(
@@ -345,7 +329,7 @@ def verify_pending(
             try:
                 data = store.get(r.snapshot_sha)
             except Exception as e:
-                early.append(JobOutcome(rid, VerifiedRun("failed", f"snapshot unavailable: {e}")))
+                early.append(JobOutcome(rid, server_failure("the snapshot could not be read", e)))
                 continue
             job_settings = settings
             if settings.draw_per_result:
@@ -380,9 +364,7 @@ def verify_pending(
                 record_outcome(s, outcome, tasks[name], ladder_step)
         except Exception as e:  # storing one outcome failed: record why, go on with the others
             with session_scope(sessions) as s:
-                failed = JobOutcome(
-                    outcome.result_id, VerifiedRun("failed", f"could not store the verification: {e}"[:2000])
-                )
+                failed = JobOutcome(outcome.result_id, server_failure("could not store the verification", e))
                 record_outcome(s, failed)
     for agent_id, task in sorted(agents):
         with session_scope(sessions) as s:

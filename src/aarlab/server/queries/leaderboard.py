@@ -82,7 +82,9 @@ def board_rows(db: Session, caller: Agent, task: str, *, pending: bool = False) 
 
     Verified rows of results that are not disqualified and carry no open critical flag (those wait
     for review, unranked), with the number of open flags (on the result or its agent's dev log for the
-    task) and the highest open severity. Claimed numbers never appear.
+    task) and the highest open severity. Claimed numbers never appear. Agents before the reveal get
+    no flag count, severity or structure disclosure (findings are computed on sealed labels too), and
+    always their own rows, pending or not.
 
     Overseers (and everyone once the task is revealed) get every figure, ranked by the PGR that cannot
     exceed 1 through decoding alone (``pgr_rank``), then sealed accuracy. Agents get released dev
@@ -115,9 +117,16 @@ def board_rows(db: Session, caller: Agent, task: str, *, pending: bool = False) 
     by_result, by_agent = _open_severities(db, task, result_ids, {r.agent_id for _, _, r in rows})
     out = []
     for v, name, res in rows:
-        if "critical" in by_result.get(v.result_id, []) and not pending:
-            continue  # pending review: never ranked until an overseer dismisses the flag
-        sevs = by_result.get(v.result_id, []) + by_agent.get(res.agent_id, [])
+        # pending review: never ranked until an overseer dismisses the flag; but an agent always sees its
+        # own rows, or a row's vanishing would tell it that a finding on sealed labels (an ablation
+        # verdict) fired
+        own = not full and res.agent_id == caller.id
+        if "critical" in by_result.get(v.result_id, []) and not pending and not own:
+            continue
+        # findings are computed on the sealed partition too (a claim outside the sealed CI, PGR above 1,
+        # a drop under a group shuffle): a caller without the private board sees none of them, or its
+        # own claims would bisect the sealed accuracy one result at a time
+        sevs = (by_result.get(v.result_id, []) + by_agent.get(res.agent_id, [])) if full else []
         top = max(sevs, key=SEVERITY_ORDER.index) if sevs else None
         row = LeaderboardRow(
             result_id=v.result_id,
@@ -134,7 +143,7 @@ def board_rows(db: Session, caller: Agent, task: str, *, pending: bool = False) 
             config=res.config,
             verified_at=res.verified_at,
             transfer=verdicts.get(v.result_id),
-            uses_test_time_structure=v.result_id in structure,
+            uses_test_time_structure=full and v.result_id in structure,
             private=not full,
         )
         if full:

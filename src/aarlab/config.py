@@ -20,6 +20,14 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=lambda: Path.home() / ".cache" / "aarlab")
     torch_threads: int = Field(default=0, description="0 = let torch decide")
+    blas_threads: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "BLAS threads for probe fits (0 = leave BLAS as it is). Ignored when OMP_NUM_THREADS, "
+            "OPENBLAS_NUM_THREADS or MKL_NUM_THREADS is set: an explicit choice wins."
+        ),
+    )
     default_task: str = "truth-cities"
 
     @property

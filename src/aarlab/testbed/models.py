@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
+from aarlab.testbed.blas import limit_blas_threads
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.schema import Inputs, Item
 
@@ -92,6 +93,7 @@ class ProbeHead:
         if not np.all(np.isfinite(t)) or t.min(initial=0) < 0 or t.max(initial=0) > 1:
             raise AarlabError("fit targets must be finite probabilities in [0, 1]")
         Xs, ys, ws = soft_fit_arrays(X, t, weights)
+        limit_blas_threads()
         self._scaler = StandardScaler().fit(X)
         if len(np.unique(ys)) < 2:  # every target on one side: a constant predictor is the optimum
             self._const = float(ys[0]) if len(ys) else 0.5

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aarlab.api.client import Client
-
 if TYPE_CHECKING:  # the SDK is imported when the server starts, not when the CLI registers the command
     from mcp.server.lowlevel import Server
 
@@ -102,6 +100,7 @@ def mcp_command(
     import anyio
 
     from aarlab.agents.tools import Toolbox
+    from aarlab.api.client import Client
 
     with Client(server, token) as client:
         me = client.whoami().name

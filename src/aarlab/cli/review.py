@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 
-from aarlab.api.client import Client
-from aarlab.api.schemas import FlagOut, FlagStatus
 from aarlab.render import typer_app
+
+if TYPE_CHECKING:  # the HTTP client (httpx) loads only when a review command runs: `aarlab` starts faster
+    from aarlab.api.client import Client
+    from aarlab.api.schemas import FlagOut, FlagStatus
 
 ServerUrl = Annotated[str, typer.Option("--server", envvar="AARLAB_SERVER", help="server URL")]
 Token = Annotated[str, typer.Option("--token", envvar="AARLAB_TOKEN", help="an overseer's token")]
@@ -24,6 +26,12 @@ FlagArg = Annotated[int, typer.Argument(help="the flag's id (see `aarlab review 
 
 review_app = typer_app(help="The review queue of detector flags (overseers only).", no_args_is_help=True)
 
+
+
+def _client(server: str, token: str) -> Client:
+    from aarlab.api.client import Client
+
+    return Client(server, token)
 
 def _show_flag(f: FlagOut, evidence: bool = False) -> None:
     target = f"result {f.result_id} ({f.result_status})" if f.result_id is not None else "dev log"
@@ -42,8 +50,8 @@ def review_list(
     task: Annotated[str | None, typer.Option(help="only flags of this task (default: every task)")] = None,
 ) -> None:
     """List flags (open ones by default)."""
-    with Client(server, token) as c:
-        rows = c.flags(None if status == "all" else cast(FlagStatus, status), task)
+    with _client(server, token) as c:
+        rows = c.flags(None if status == "all" else cast("FlagStatus", status), task)
     for f in rows:
         _show_flag(f)
     if not rows:
@@ -52,14 +60,14 @@ def review_list(
 
 def review_show(flag_id: FlagArg, server: ServerUrl, token: Token) -> None:
     """One flag with its evidence."""
-    with Client(server, token) as c:
+    with _client(server, token) as c:
         _show_flag(c.flag(flag_id), evidence=True)
 
 
 def _resolve(
     action: Literal["dismiss", "disqualify"], flag_id: int, note: str, server: str, token: str
 ) -> None:
-    with Client(server, token) as c:
+    with _client(server, token) as c:
         fn = c.dismiss_flag if action == "dismiss" else c.disqualify_flag
         _show_flag(fn(flag_id, note))
 
@@ -78,7 +86,7 @@ def reveal_cmd(
     task: Annotated[str, typer.Argument(help="the task to reveal")], server: ServerUrl, token: Token
 ) -> None:
     """The final reveal (Kaggle's private board): every caller sees the task's sealed figures from now on."""
-    with Client(server, token) as c:
+    with _client(server, token) as c:
         r = c.reveal(task)
     typer.echo(
         f"revealed the private board of {r.task} (by {r.revealed_by}, {r.created_at:%Y-%m-%d %H:%M} UTC)"

@@ -203,9 +203,12 @@ def combine(per_seed: np.ndarray, point: np.ndarray, seed_w: np.ndarray) -> np.n
 
 
 def weighted_mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per-replicate weighted mean of per-item values ((n_boot, n) weights, (n,) values); NaN when a
-    replicate gave every item weight zero."""
+    """Per-replicate weighted mean of per-item values: (n_boot, n) weights with (n,) values give
+    (n_boot,), with (n, K) values (K statistics at once) give (n_boot, K); NaN where a replicate gave
+    every item weight zero."""
     total = weights.sum(axis=1)
+    if values.ndim == 2:
+        total = total[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total > 0, (weights @ values) / np.maximum(total, 1), np.nan)
 
@@ -237,15 +240,16 @@ def bootstrap_all(
         if structured:
             assert sp.ceiling_structured is not None
             models.append(sp.ceiling_structured)
-        for k, proba in enumerate(models):
-            if "accuracy" in per:
-                correct = ((proba > 0.5) == sp.labels).astype(float)
-                per["accuracy"][k, :, s] = weighted_mean(counts, correct)
-                point["accuracy"][k, s] = correct.mean()
-            if "auroc" in per:
-                # the point estimate is the same formula with every item once (what sklearn's
-                # roc_auc_score gives, tests/test_metrics.py), at a fraction of its validation cost
-                both = np.vstack([counts, np.ones((1, counts.shape[1]), dtype=counts.dtype)])
+        if "accuracy" in per:
+            # every model's correctness in one (n_boot, n) @ (n, K) product
+            correct = np.stack([(proba > 0.5) == sp.labels for proba in models], axis=1).astype(float)
+            per["accuracy"][:, :, s] = weighted_mean(counts.astype(float), correct).T
+            point["accuracy"][:, s] = correct.mean(axis=0)
+        if "auroc" in per:
+            # the point estimate is the same formula with every item once (what sklearn's
+            # roc_auc_score gives, tests/test_metrics.py), at a fraction of its validation cost
+            both = np.vstack([counts, np.ones((1, counts.shape[1]), dtype=counts.dtype)])
+            for k, proba in enumerate(models):
                 per_point = _boot_auroc_counts(sp.labels, proba, both)
                 per["auroc"][k, :, s], point["auroc"][k, s] = per_point[:-1], per_point[-1]
     return {m: _summarise(combine(per[m], point[m], dw.seeds), point[m].mean(axis=1)) for m in per}

@@ -41,7 +41,7 @@ from aarlab.sandbox import (
     run_confined,
     scrubbed_env,
 )
-from aarlab.sandbox.namespaces import SETUP_FAILED, UID_BASE
+from aarlab.sandbox.namespaces import SETUP_FAILED, UID_BASE, module_argv
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.tasks.registry import ground_truth_locations
 
@@ -231,7 +231,7 @@ class ConfinedRunner:
                 return RunOutcome(REFUSED, why, False, 0.0, refused=why)
         self.prepare()
         # every command starts behind the seccomp filter (loaded by a tiny trusted wrapper, then exec)
-        wrapped = [sys.executable, "-I", "-m", "aarlab.sandbox.seccomp", "--", *argv]
+        wrapped = module_argv("aarlab.sandbox.seccomp", "--", *argv)
         out = run_confined(
             wrapped if self.namespaces else list(argv),
             self._confinement() if self.namespaces else None,

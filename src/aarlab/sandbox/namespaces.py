@@ -182,6 +182,20 @@ def confined_argv(conf: Confinement, argv: Sequence[str]) -> list[str]:
     missing = namespace_support()
     if missing:
         raise SandboxUnavailable(missing)
+    flat = [x for op in setup_ops(conf) for x in op]
+    unshare = shutil.which("unshare") or "unshare"
+    return [
+        unshare, "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child",
+        "--propagation", "private",
+        "/bin/sh", "-c", _SETUP, "aarlab-setup", str(_root_mountpoint()), str(conf.uid), conf.cwd,
+        *flat, "--", *argv,
+    ]  # fmt: skip
+
+
+def setup_ops(conf: Confinement) -> list[tuple[str, str, str]]:
+    """The (op, a, b) list that builds ``conf``'s root, in order: ``scratch``, ``ro``/``rw`` binds,
+    ``link``s and ``hide``s. The setup script (exec path) and the zygote (``sandbox/zygote.py``) both
+    build their root from this one list, so the two paths cannot drift apart."""
     # scratch first: a bind that lies under a scratch folder (a sandbox under /tmp) must stay on top
     ops: list[tuple[str, str, str]] = [("scratch", t, str(int(mb))) for t, mb in conf.scratch]
     ops += system_binds()
@@ -193,14 +207,25 @@ def confined_argv(conf: Confinement, argv: Sequence[str]) -> list[str]:
         h = Path(h).resolve()
         if any(h == Path(a) or h.is_relative_to(a) for op, a, _ in ops if op in ("ro", "rw")):
             ops.append(("hide", str(h), "-"))
-    flat = [x for op in ops for x in op]
-    unshare = shutil.which("unshare") or "unshare"
-    return [
-        unshare, "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child",
-        "--propagation", "private",
-        "/bin/sh", "-c", _SETUP, "aarlab-setup", str(_root_mountpoint()), str(conf.uid), conf.cwd,
-        *flat, "--", *argv,
-    ]  # fmt: skip
+    return ops
+
+
+def root_mountpoint() -> str:
+    """The host folder each run mounts its private root on (inside its own mount namespace)."""
+    return str(_root_mountpoint())
+
+
+def module_argv(module: str, *args: str) -> list[str]:
+    """``python -I -m module args...`` that imports *this* process's aarlab (the source folder
+    :func:`python_roots` binds), not whichever one the interpreter's path files name: a checkout run
+    with ``PYTHONPATH`` would otherwise run another tree's code in the child (or none, unbound)."""
+    import aarlab
+
+    src = str(Path(aarlab.__file__).resolve().parent.parent)
+    boot = (
+        f"import sys, runpy; sys.path.insert(0, {src!r}); runpy.run_module({module!r}, run_name='__main__')"
+    )
+    return [sys.executable, "-I", "-c", boot, *args]
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import traceback
-from typing import TextIO
+from typing import Any, TextIO
 
 
 def _channel() -> TextIO:
@@ -25,8 +25,15 @@ def _channel() -> TextIO:
 
 
 def main() -> int:
+    """The exec path: the spec arrives on stdin."""
+    return run_spec(json.loads(sys.stdin.read()))
+
+
+def run_spec(spec: dict[str, Any]) -> int:
+    """Run one spec in this (already confined) process: the exec path's ``main`` and the zygote's
+    forked child (``aarlab.sandbox.zygote``) both come here, so both load seccomp and the audit hook
+    the same way before any untrusted import."""
     chan = _channel()
-    spec = json.loads(sys.stdin.read())
     from aarlab.sandbox.seccomp import install as load_seccomp
     from aarlab.verify.audit import AuditPolicy, install
 

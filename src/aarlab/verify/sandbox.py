@@ -15,17 +15,36 @@ through an error message.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from aarlab.sandbox import Bind, Confinement, Limits, require_confinement, run_confined, scrubbed_env
+from aarlab.sandbox.namespaces import module_argv
+from aarlab.sandbox.zygote_client import run_in_zygote
 from aarlab.testbed.tasks.registry import ground_truth_locations
 from aarlab.verify.audit import AuditPolicy
 
 __all__ = ["REASONS", "SANDBOX", "Limits", "SandboxOutcome", "method_binds", "run_sandboxed"]
+
+#: What the zygote imports once so that each run's child starts without importing it (issue #16): the
+#: child's own entry, the method-loading entry modules and the numeric stack they pull in. Trusted code
+#: only, and nothing that holds labels (the zygote refuses a run whose hidden paths it has loaded).
+ZYGOTE_PRELOAD = (
+    "numpy",
+    "scipy",
+    "sklearn",
+    "sklearn.linear_model",
+    "threadpoolctl",
+    "aarlab.sandbox.seccomp",
+    "aarlab.verify.audit",
+    "aarlab.verify.child",
+    "aarlab.verify.jobs",
+    "aarlab.verify.probes",
+)
+#: The zygote's runner: the same spec handler the exec path's ``main`` calls.
+RUNNER = "aarlab.verify.child:run_spec"
 
 Status = Literal["ok", "error", "timeout", "killed"]
 #: Where a run's own folders appear inside the sandbox (identical for every run and every ablation).
@@ -137,14 +156,19 @@ def run_sandboxed(
         )
         policy.forbidden_roots = keep
     spec = {"entry": entry, "kwargs": kwargs, "policy": policy.to_json()}
-    out = run_confined(
-        [sys.executable, "-I", "-m", "aarlab.verify.child"],
-        conf if confined else None,
-        limits=limits,
-        env=scrubbed_env("/tmp", "/tmp/aarlab", limits.threads),
-        stdin=json.dumps(spec).encode(),
-        channel=True,
-    )
+    env = scrubbed_env("/tmp", "/tmp/aarlab", limits.threads)
+    out = None
+    if confined:  # a child forked from the zygote, as confined as the exec path's; None: use the exec path
+        out = run_in_zygote(RUNNER, spec, conf, limits=limits, env=env, preload=ZYGOTE_PRELOAD)
+    if out is None:
+        out = run_confined(
+            module_argv("aarlab.verify.child"),
+            conf if confined else None,
+            limits=limits,
+            env=env,
+            stdin=json.dumps(spec).encode(),
+            channel=True,
+        )
     events, final = _parse_channel(out.channel)
     tail = out.output.decode("utf-8", "replace")[-3000:]
     if out.timed_out:

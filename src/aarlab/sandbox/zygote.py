@@ -199,6 +199,7 @@ def _run(req: dict[str, Any], out_fd: int, chan_fd: int, ready_fd: int) -> None:
     """The run itself (pid 1 of a fresh pid namespace); never returns."""
     try:
         _ok(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        os.umask(0o022)  # the root's folders as the setup script makes them (the run's umask is set below)
         build_root(req["root"], req["ops"], int(req["uid"]), req["cwd"])
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)

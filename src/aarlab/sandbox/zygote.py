@@ -213,6 +213,7 @@ def _run(req: dict[str, Any], out_fd: int, chan_fd: int, ready_fd: int) -> None:
         os.umask(0o077)
         os.environ.clear()
         os.environ.update(req["env"])
+        os.environ["PWD"] = req["cwd"]  # as the exec path's shell leaves it
         sys.argv = [req["runner"]]
         np = sys.modules.get("numpy")
         if np is not None:

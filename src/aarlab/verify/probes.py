@@ -81,3 +81,72 @@ def echo_job(job: tuple[str, int]) -> tuple[str, object, list[str]]:
         limits=Limits(wall_s=60),
     )
     return out.status, out.result, [e["event"] for e in out.events]
+
+
+def open_fds() -> list[int]:
+    """Every descriptor open in the child (a zygote's or a parent's socket must not be among them)."""
+    out = []
+    for fd in range(4096):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        out.append(fd)
+    return out
+
+
+def identity() -> dict[str, Any]:
+    """Who the child is: uids, gids, groups and the kernel's view (capabilities, no_new_privs, seccomp)."""
+    with open("/proc/self/status", encoding="utf-8") as fh:
+        status = dict(line.split(":", 1) for line in fh.read().splitlines() if ":" in line)
+    keys = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+    return {
+        "resuid": list(os.getresuid()),
+        "resgid": list(os.getresgid()),
+        "groups": os.getgroups(),
+        "pid": os.getpid(),
+        "umask": os.umask(0o077),
+        **{k: status[k].strip() for k in keys if k in status},
+    }
+
+
+def processes() -> list[str]:
+    """The processes this child's /proc shows (its own pid namespace only: no zygote, no sibling run)."""
+    out = []
+    for name in sorted(os.listdir("/proc")):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as fh:
+                    out.append(f"{name} {fh.read()[:200]!r}")
+            except OSError as e:
+                out.append(f"{name} {e.strerror}")
+    return out
+
+
+def signal_pid(pid: int) -> str:
+    """Try to signal a process by its host pid (the zygote, a sibling): must fail."""
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError as e:
+        return e.__class__.__name__
+    return "signalled"
+
+
+def unix_sockets() -> list[str]:
+    """Unix sockets this child can find (its network namespace's /proc/net/unix: none of the host's)."""
+    with open("/proc/net/unix", encoding="utf-8") as fh:
+        return fh.read().splitlines()[1:]
+
+
+def fit_predict(seed: int) -> list[float]:
+    """A method-shaped run: fit scikit-learn on seeded data, return probabilities (zygote == exec)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(400, 16))
+    y = (x @ rng.normal(size=16) + rng.normal(size=400) > 0).astype(int)
+    p = LogisticRegression(max_iter=500).fit(x[:300], y[:300]).predict_proba(x[300:])[:, 1]
+    return [float(v) for v in p]

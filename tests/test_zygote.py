@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def test_hidden_paths_are_invisible():
     assert gt
     for p in gt[:3]:
         out = _run("read_file", path=str(next(q for q in p.rglob("*") if q.is_file())))
-        assert out.status == "error" and ("PermissionError" in out.detail or "FileNotFoundError" in out.detail)
+        assert out.status == "error"
+        assert "PermissionError" in out.detail or "FileNotFoundError" in out.detail
 
 
 def test_timeout_kills_the_run():
@@ -158,17 +160,17 @@ def test_the_zygote_refuses_a_run_whose_hidden_files_it_has_loaded():
 
 
 def _loaded_in_zygote() -> list[str]:
-    out = _run("echo", value=0)
-    assert out.status == "ok"
+    """The module files a fresh interpreter holds after the zygote's preloads (what every run forks from)."""
     import json
     import subprocess
 
-    from aarlab.sandbox.namespaces import module_argv
+    import aarlab
 
     code = (
         "import json, sys, importlib\n"
+        f"sys.path.insert(0, {str(Path(aarlab.__file__).resolve().parent.parent)!r})\n"
         f"for m in {list(ZYGOTE_PRELOAD)!r}: importlib.import_module(m)\n"
         "print(json.dumps([getattr(m, '__file__', '') or '' for m in list(sys.modules.values())]))"
     )
-    argv = module_argv("runpy")[:3] + [code]
+    argv = [sys.executable, "-I", "-c", code]
     return json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)

@@ -3,6 +3,7 @@
     .venv/bin/python bench/throughput.py [--task truth-cities] [--method vanilla] [--server-seconds 20]
         [--db sqlite] [--gate] [--demo] [--research-minutes 0]
     .venv/bin/python bench/throughput.py --profile {baseline,verify,child,gate} [--top 30]
+    .venv/bin/python bench/throughput.py --zygote-compare [--task truth-cities] [--method vanilla]
 
 Figures (2 cores; the load average is printed because other work on the machine stretches every wall
 time): the confined child's start-up; one verification (3 seeds, every ablation, confined) against the
@@ -147,6 +148,44 @@ def verification(world: World, seeds: int = 3) -> dict[str, Any]:
     }
 
 
+def zygote_compare(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """Exec path vs zygote, side by side in one run: child start-up, verification cold and warm against
+    the agent's own 3-seed run, and the projected verified experiments per agent-hour with 4 agents."""
+    from aarlab.sandbox import zygote_client as zc
+
+    world = World(args.task, args.method)
+    got: dict[str, dict[str, Any]] = {}
+    for mode in ("exec", "zygote"):
+        os.environ[zc.ZYGOTE_ENV] = "1" if mode == "zygote" else "0"
+        zc.shutdown()
+        t0 = time.perf_counter()
+        child_startup(1)  # the zygote's own start (its preloads) happens here, once per parent process
+        first = time.perf_counter() - t0
+        c = child_startup()
+        v = verification(world)
+        got[mode] = {**c, **v, "first_s": first}
+        print(f"{mode}: {json.dumps(got[mode])}", flush=True)
+    zc.shutdown()
+    os.environ.pop(zc.ZYGOTE_ENV, None)
+    cores = os.cpu_count() or 1
+    rows = []
+    for mode, g in got.items():
+        agent = g["agent_s"]
+        start = f"{g['confined_child_s']:.2f} s (first run, zygote start included: {g['first_s']:.2f} s)"
+        ver = (
+            f"cold {g['cold_s']:.1f} s = {g['cold_s'] / agent:.2f}x ({g['cold_cpu_s']:.1f} CPU s); "
+            f"warm {g['warm_s']:.1f} s = {g['warm_s'] / agent:.2f}x ({g['warm_cpu_s']:.1f} CPU s) "
+            f"(agent {agent:.1f} s; {g['status']}; high flags {g['flags'] or 'none'})"
+        )
+        hour = f"<= {3600 * cores / g['warm_s'] / 4:.0f} ({cores} cores x 3600 s / {g['warm_s']:.1f} s / 4)"
+        rows += [
+            (f"[{mode}] confined child start-up", start, "small"),
+            (f"[{mode}] verification / agent's 3-seed run", ver, "<= 1.5x"),
+            (f"[{mode}] verified / agent-hour, 4 agents", hour, ">= 300"),
+        ]
+    return rows
+
+
 def warm_baseline(task: str) -> float:
     cmd = [str(Path(sys.executable).with_name("aarlab")), "baseline", "--task", task, "--json"]
     wall(cmd)
@@ -214,9 +253,20 @@ def main() -> None:
     ap.add_argument("--research-minutes", type=float, default=0.0, help="run bench/research.py, 4 agents")
     ap.add_argument("--profile", choices=["baseline", "verify", "child", "gate"])
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument(
+        "--zygote-compare", action="store_true", help="exec path vs zygote side by side (child, verification)"
+    )
     args = ap.parse_args()
     if args.profile:
         profile(args.profile, args)
+        return
+    if args.zygote_compare:
+        print(f"load at start: {load()}", flush=True)
+        rows = zygote_compare(args)
+        print(f"load at end: {load()}")
+        width = max(len(r[0]) for r in rows)
+        for name, value, target in rows:
+            print(f"{name:<{width}}  {value}  [target {target}]")
         return
     rows: list[tuple[str, str, str]] = []
     print(f"load at start: {load()}", flush=True)

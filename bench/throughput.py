@@ -56,9 +56,12 @@ def load() -> str:
 
 
 def cpu() -> float:
-    """CPU seconds of this process and its finished children (steadier than wall time under load)."""
+    """CPU seconds of this process and its finished children (steadier than wall time under load),
+    including the runs the sandbox zygote forked for it (not this process's children)."""
+    from aarlab.sandbox import zygote_client
+
     a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime + zygote_client.child_cpu_seconds
 
 
 def wall(cmd: list[str]) -> float:

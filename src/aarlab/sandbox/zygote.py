@@ -225,10 +225,12 @@ def _run(req: dict[str, Any], out_fd: int, chan_fd: int, ready_fd: int) -> None:
         with contextlib.suppress(OSError):
             os.write(2, f"aarlab zygote setup failed: {e}\n".encode())
         os._exit(SETUP_FAILED)
+    runner, spec = req["runner"], req["spec"]
+    req.clear()  # the host side of the request (bind sources, hidden paths, ops) is not the run's business
     code = 1
     try:
-        module, _, func = req["runner"].partition(":")
-        code = int(getattr(importlib.import_module(module), func)(req["spec"]) or 0)
+        module, _, func = runner.partition(":")
+        code = int(getattr(importlib.import_module(module), func)(spec) or 0)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:
@@ -284,9 +286,14 @@ def _handle(conn_fd: int, out_fd: int, chan_fd: int) -> None:
         if killed:  # a kill request, the parent gone, or far past the wall limit
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)  # pid 1 of its namespace: everything in it goes too
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         setup_ok = os.read(ready_r, 1) == b"1"
-        msg = {"status": os.waitstatus_to_exitcode(status), "setup_ok": setup_ok, "killed": killed}
+        msg = {
+            "status": os.waitstatus_to_exitcode(status),
+            "setup_ok": setup_ok,
+            "killed": killed,
+            "cpu_s": usage.ru_utime + usage.ru_stime,  # the run and everything it waited for
+        }
         with contextlib.suppress(OSError):
             conn.sendall(json.dumps(msg).encode())
     except BaseException as e:

@@ -192,6 +192,18 @@ def get_zygote(preload: Sequence[str], threads: int) -> Zygote | None:
         return _zygote
 
 
+def _forget_in_child() -> None:
+    """A forked copy of the parent starts a zygote of its own (the lock and the process are not its)."""
+    global _zygote, _lock
+    if _zygote is not None:
+        with contextlib.suppress(OSError):
+            _zygote.ctl.close()
+    _zygote, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def shutdown() -> None:
     """Stop this process's zygote (tests; a later run starts a fresh one) and forget its history."""
     global _zygote, _restarted, _disabled

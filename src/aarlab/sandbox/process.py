@@ -32,7 +32,9 @@ class Limits:
     cpu_s: int = 1800
     memory_mb: int = 8192
     file_mb: int = 512
-    threads: int = 2
+    #: BLAS/OpenMP/torch threads in the child. One, like the trusted side (``testbed/blas.py``): on
+    #: shared cores OpenBLAS threads spin, and verification already runs several children at once.
+    threads: int = 1
     processes: int = 256
 
 

@@ -74,12 +74,15 @@ def main() -> None:
     keys = [text_key(t) for t in texts]
     root = get_settings().feature_cache
     caches = {k: FeatureCache(root, cache_name(SmolLM2States(k))) for k in args.layers}
-    todo = [k for k in args.layers if not caches[k].lookup(keys)[0].all()]
+    missing = {k: ~caches[k].lookup(keys)[0] for k in args.layers}
+    todo = [k for k in args.layers if missing[k].any()]
+    # only the texts some layer lacks (a larger --groups reuses a smaller run's pass)
+    need = np.flatnonzero(np.logical_or.reduce([missing[k] for k in args.layers]))
     t0 = time.perf_counter()
     if todo:
-        states = layer_states(texts, todo)
+        states = layer_states([texts[i] for i in need], todo)
         for k, m in states.items():
-            caches[k].put(keys, m)
+            caches[k].put([keys[i] for i in need], m)
     seconds = time.perf_counter() - t0
     print(
         json.dumps(
@@ -87,6 +90,7 @@ def main() -> None:
                 "task": task.name,
                 "texts": len(texts),
                 "layers_encoded": todo,
+                "texts_encoded": len(need),
                 "encode_seconds": round(seconds, 1),
             }
         )

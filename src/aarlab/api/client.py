@@ -6,6 +6,7 @@ carrying the status and the server's message (which says what to fix).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -37,6 +38,11 @@ from aarlab.api.schemas import (
     Whoami,
 )
 from aarlab.testbed.errors import AarlabError
+
+#: Times a request answered 503 with Retry-After (the server's database was busy) is sent again, and the
+#: longest wait between two tries, seconds.
+BUSY_RETRIES = 3
+BUSY_WAIT_MAX_S = 5.0
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -101,13 +107,20 @@ class Client:
         self._http.close()
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        try:
-            resp = self._http.request(method, path, **kw)
-        except httpx.TransportError as e:  # refused, DNS, timeout, TLS: say where and what to check
-            raise ServerUnreachableError(
-                f"cannot reach the server at {self.base_url} ({type(e).__name__}: {e or 'no answer'}); is "
-                "`aarlab serve` running there, and are the host and port right?"
-            ) from None
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                resp = self._http.request(method, path, **kw)
+            except httpx.TransportError as e:  # refused, DNS, timeout, TLS: say where and what to check
+                raise ServerUnreachableError(
+                    f"cannot reach the server at {self.base_url} ({type(e).__name__}: {e or 'no answer'}); "
+                    "is `aarlab serve` running there, and are the host and port right?"
+                ) from None
+            # 503 with Retry-After: the server rolled the request back (its database was busy), so
+            # sending it again is safe; a 503 without it (a broken task) is not retried
+            ra = resp.headers.get("Retry-After", "")
+            if resp.status_code != 503 or not ra.isdigit() or attempt == BUSY_RETRIES:
+                break
+            time.sleep(min(float(ra), BUSY_WAIT_MAX_S))
         if resp.status_code >= 400:
             try:
                 detail = str(resp.json().get("detail", resp.text))

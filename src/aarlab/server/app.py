@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from aarlab.api.schemas import Health, Whoami
 from aarlab.server.codestore import CodeStore
@@ -24,6 +26,11 @@ from aarlab.server.settings import ServerSettings
 from aarlab.server.state import ServerState, TaskUnavailableError
 from aarlab.testbed.errors import AarlabError
 
+log = logging.getLogger(__name__)
+
+#: Seconds a client is told to wait after the database was busy (503).
+DB_RETRY_AFTER_S = 1
+
 
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
@@ -36,7 +43,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 def create_app(settings: ServerSettings) -> FastAPI:
     """An app over ``settings.data_dir``; the database is migrated to the newest schema first."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url, settings.sqlite_synchronous)
+    engine = make_engine(settings.database_url, settings.sqlite_synchronous, settings.db_busy_timeout_s)
     migrate(engine)
     store = CodeStore(settings.code_url, settings.storage_options)
     app = FastAPI(
@@ -56,6 +63,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def on_user_error(_request: Request, exc: AarlabError) -> JSONResponse:
         status = 503 if isinstance(exc, TaskUnavailableError) else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(OperationalError)
+    async def on_database_busy(request: Request, exc: OperationalError) -> JSONResponse:
+        # a lock held past the busy timeout, a deadlock, a dropped connection: the request's transaction
+        # was rolled back, so a retry is safe; the driver's text stays in the server's log only
+        log.warning("database error on %s %s: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse(
+            {"detail": "the database is busy or unreachable; nothing was stored. Retry the request"},
+            status_code=503,
+            headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+        )
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> Health:

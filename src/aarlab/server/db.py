@@ -21,7 +21,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SqliteSync = Literal["NORMAL", "FULL"]
 
 
-def _sqlite_pragmas(synchronous: SqliteSync) -> Callable[[Any, Any], None]:
+def _sqlite_pragmas(synchronous: SqliteSync, busy_timeout_s: float) -> Callable[[Any, Any], None]:
     """WAL with synchronous=NORMAL: a committed transaction survives a crash of the server process
     (SIGKILL included); only an OS crash or power loss can roll back the last commits. FULL also
     survives those, at one fsync per commit (~3-6 ms here)."""
@@ -31,19 +31,21 @@ def _sqlite_pragmas(synchronous: SqliteSync) -> Callable[[Any, Any], None]:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.close()
 
     return on_connect
 
 
-def make_engine(url: str, sqlite_synchronous: SqliteSync = "NORMAL") -> Engine:
-    """An engine for ``url``; psycopg 3 is the driver for plain ``postgresql://`` URLs."""
+def make_engine(url: str, sqlite_synchronous: SqliteSync = "NORMAL", busy_timeout_s: float = 10.0) -> Engine:
+    """An engine for ``url``; psycopg 3 is the driver for plain ``postgresql://`` URLs. On SQLite a writer
+    waits up to ``busy_timeout_s`` for another writer's lock, then fails with ``OperationalError``
+    ("database is locked"), which the server answers 503 with Retry-After."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
-        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous, busy_timeout_s))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 

@@ -34,6 +34,12 @@ class ServerSettings(BaseSettings):
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
         default="NORMAL", description="NORMAL: durable across process crashes; FULL: also across power loss"
     )
+    db_busy_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="SQLite: how long a write waits for another writer's lock; past it the request is "
+        "answered 503 with Retry-After (nothing stored)",
+    )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_snapshot_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 

@@ -119,17 +119,18 @@ def write_bundle(
     swapped = [False] * len(ev)
     order_u, order_e = list(range(n_u)), list(range(len(ev)))
     if rekey is not None:
-        names: dict[str, str] = {}
-
-        def key(v: str | None) -> str | None:
-            if v is None:
-                return None
-            if v not in names:
-                names[v] = "k" + "".join(f"{b:02x}" for b in rekey.bytes(8))
-            return names[v]
-
         flips = rekey.random(n_u + len(ev)) < 0.5
         recs = unl + ev
+        # one fresh 8-byte key per distinct id or group, in order of first appearance, drawn in one call
+        # (the same bytes as one rekey.bytes(8) per name: Generator.bytes reads whole uint32 words)
+        distinct = list(dict.fromkeys(v for k, r in enumerate(recs) for v in (r.id or f"#{k}", r.group)))
+        distinct = [v for v in distinct if v is not None]
+        pool = rekey.bytes(8 * len(distinct)).hex()
+        names = {v: "k" + pool[16 * i : 16 * i + 16] for i, v in enumerate(distinct)}
+
+        def key(v: str | None) -> str | None:
+            return None if v is None else names[v]
+
         for k, r in enumerate(recs):
             if isinstance(r, PairwiseRecord) and flips[k]:
                 recs[k] = _swap(r)

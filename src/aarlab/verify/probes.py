@@ -17,6 +17,29 @@ def echo(value: Any) -> Any:
     return value
 
 
+def page_cache_probe(path: str) -> dict[str, str]:
+    """Ask whether a file's first page is cached without reading it (``preadv2`` + ``RWF_NOWAIT``), the
+    receiving end of a page-cache covert channel between runs; and read it plainly."""
+    out = {}
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = bytearray(4096)
+        for name, flags in (("nowait", os.RWF_NOWAIT), ("plain", 0)):
+            try:
+                out[name] = f"ok {os.preadv(fd, [buf], 0, flags)}"
+            except OSError as e:
+                out[name] = errno_name(e.errno)
+    finally:
+        os.close(fd)
+    return out
+
+
+def errno_name(code: int | None) -> str:
+    import errno
+
+    return errno.errorcode.get(code or 0, str(code))
+
+
 def read_file(path: str) -> str:
     """Try to read a file (e.g. the server's label store)."""
     with open(path, encoding="utf-8") as fh:

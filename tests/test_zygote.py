@@ -150,6 +150,19 @@ def test_a_dead_zygote_is_restarted_once_then_the_exec_path_takes_over():
     assert _zygote_pid() is None and zc._disabled
 
 
+def test_prestart_starts_the_zygote_in_the_background_and_runs_use_it(monkeypatch):
+    from aarlab.verify.sandbox import prestart_zygote
+
+    t = prestart_zygote(Limits())
+    assert t is not None
+    t.join(60)
+    pid = _zygote_pid()
+    assert pid is not None  # up before any run asked for it
+    assert _run("echo", value=5).result == 5 and _zygote_pid() == pid  # the first run used that zygote
+    monkeypatch.setenv(zc.ZYGOTE_ENV, "0")
+    assert prestart_zygote(Limits()) is None
+
+
 def test_env_var_off_uses_the_exec_path(monkeypatch):
     monkeypatch.setenv(zc.ZYGOTE_ENV, "0")
     out = _run("echo", value=3)

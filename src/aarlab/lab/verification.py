@@ -177,6 +177,9 @@ def worker_main() -> int:
         stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
+    from aarlab.verify.sandbox import prestart_zygote
+
+    prestart_zygote(cfg.verify_settings().limits)
     if cfg.setup:
         mod, _, fn = cfg.setup.partition(":")
         getattr(importlib.import_module(mod), fn)()

@@ -15,6 +15,7 @@ through an error message.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 from aarlab.sandbox import Bind, Confinement, Limits, require_confinement, run_confined, scrubbed_env
 from aarlab.sandbox.namespaces import module_argv
-from aarlab.sandbox.zygote_client import run_in_zygote
+from aarlab.sandbox.zygote_client import get_zygote, run_in_zygote, zygote_enabled
 from aarlab.testbed.tasks.registry import ground_truth_locations
 from aarlab.verify.audit import AuditPolicy
 
@@ -113,6 +114,17 @@ def _parse_channel(data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | 
                 events.append({"event": "forged_result_message", "blocked": False})
             final = msg
     return events, final
+
+
+def prestart_zygote(limits: Limits) -> threading.Thread | None:
+    """Start this process's zygote in the background (a verification worker calls it at start-up), so
+    its ~4 s of imports overlap the agents' first experiments instead of delaying the first
+    verification. A run that comes first waits for the same start. None where the zygote is off."""
+    if not zygote_enabled():
+        return None
+    t = threading.Thread(target=get_zygote, args=(ZYGOTE_PRELOAD, limits.threads), daemon=True)
+    t.start()
+    return t
 
 
 def run_sandboxed(

@@ -54,6 +54,7 @@ DENIED = (
     "acct",
     "quotactl",
     "syslog",
+    "cachestat",
 )
 _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_CMP_MASKED_EQ = 7
@@ -69,10 +70,11 @@ _CLONE_NEW = {
 }
 
 
-#: preadv2's "only if cached" flag (linux/fs.h) and cachestat's number (451 on every architecture with
-#: the unified syscall table, x86-64 and arm64 included; Linux 6.5).
+#: preadv2's "only if cached" flag (linux/fs.h).
 RWF_NOWAIT = 0x00000008
-CACHESTAT_NR = 451
+#: Numbers of denied calls that an older libseccomp cannot resolve by name (cachestat, Linux 6.5: 451 on
+#: every architecture with the unified syscall table, x86-64 and arm64 included).
+FALLBACK_NR = {"cachestat": 451}
 
 
 class _ArgCmp(ctypes.Structure):
@@ -115,6 +117,7 @@ def install() -> str:
     try:
         for call in DENIED:
             nr = lib.seccomp_syscall_resolve_name(call.encode())
+            nr = nr if nr >= 0 else FALLBACK_NR.get(call, -1)
             if nr < 0:  # not on this architecture
                 continue
             if lib.seccomp_rule_add(ctx, _errno_action(errno.EPERM), nr, 0) != 0:
@@ -128,16 +131,12 @@ def install() -> str:
                 return "seccomp_rule_add(clone) failed"
         # page-cache probes, a covert channel between runs (one run reads chosen pages of a big
         # read-only file, a later run of another uid asks which are cached): preadv2 with RWF_NOWAIT
-        # answers EOPNOTSUPP (callers fall back to a plain read) and cachestat is refused
+        # answers EOPNOTSUPP (callers fall back to a plain read); cachestat is in DENIED
         nowait = _ArgCmp(5, _SCMP_CMP_MASKED_EQ, RWF_NOWAIT, RWF_NOWAIT)
         preadv2 = lib.seccomp_syscall_resolve_name(b"preadv2")
         no_cache_probe = _errno_action(errno.EOPNOTSUPP)
         if preadv2 >= 0 and lib.seccomp_rule_add_array(ctx, no_cache_probe, preadv2, 1, nowait) != 0:
             return "seccomp_rule_add(preadv2) failed"
-        cachestat = lib.seccomp_syscall_resolve_name(b"cachestat")
-        cachestat = cachestat if cachestat >= 0 else CACHESTAT_NR  # older libseccomp: not by name yet
-        if lib.seccomp_rule_add(ctx, _errno_action(errno.EPERM), cachestat, 0) != 0:
-            return "seccomp_rule_add(cachestat) failed"
         clone3 = lib.seccomp_syscall_resolve_name(b"clone3")
         if clone3 >= 0 and lib.seccomp_rule_add(ctx, _errno_action(errno.ENOSYS), clone3, 0) != 0:
             return "seccomp_rule_add(clone3) failed"

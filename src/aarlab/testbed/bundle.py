@@ -123,8 +123,9 @@ def write_bundle(
         recs = unl + ev
         # one fresh 8-byte key per distinct id or group, in order of first appearance, drawn in one call
         # (the same bytes as one rekey.bytes(8) per name: Generator.bytes reads whole uint32 words)
-        distinct = list(dict.fromkeys(v for k, r in enumerate(recs) for v in (r.id or f"#{k}", r.group)))
-        distinct = [v for v in distinct if v is not None]
+        distinct = list(
+            dict.fromkeys(v for k, r in enumerate(recs) for v in (r.id or f"#{k}", r.group) if v is not None)
+        )
         pool = rekey.bytes(8 * len(distinct)).hex()
         names = {v: "k" + pool[16 * i : 16 * i + 16] for i, v in enumerate(distinct)}
 

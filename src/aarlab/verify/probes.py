@@ -6,6 +6,7 @@ sandbox records or blocks it.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -28,16 +29,10 @@ def page_cache_probe(path: str) -> dict[str, str]:
             try:
                 out[name] = f"ok {os.preadv(fd, [buf], 0, flags)}"
             except OSError as e:
-                out[name] = errno_name(e.errno)
+                out[name] = errno.errorcode.get(e.errno or 0, str(e.errno))
     finally:
         os.close(fd)
     return out
-
-
-def errno_name(code: int | None) -> str:
-    import errno
-
-    return errno.errorcode.get(code or 0, str(code))
 
 
 def read_file(path: str) -> str:

@@ -376,3 +376,29 @@ def test_non_utf8_directions_file_is_named(tmp_path: Path) -> None:
     path.write_bytes('- {name: café, summary: "try the prior"}\n'.encode("latin-1"))
     code, out = invoke("research", "--agents", "1", "--directions", str(path), "--json")
     assert code == 2 and f"{path}:1: the file is not UTF-8" in out.replace("\n", "") and "Latin-1" in out
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "args", "says"),
+    [
+        ("AARLAB_BLAS_THREADS", "abc", ["baseline", "--seeds", "1"], "valid integer"),
+        ("AARLAB_SERVER_DB_BUSY_TIMEOUT_S", "0", ["serve", "--data-dir", "{data}"], "greater than 0"),
+    ],
+)
+def test_a_bad_setting_in_the_environment_is_one_line_naming_the_variable(
+    monkeypatch, tmp_path, var, value, args, says
+):
+    from aarlab.config import get_settings
+
+    data = tmp_path / "data"
+    init_task(data, "truth-cities")
+    monkeypatch.setenv(var, value)
+    get_settings.cache_clear()
+    try:
+        r = runner.invoke(app, [a.replace("{data}", str(data)) for a in args])
+    finally:
+        monkeypatch.delenv(var)
+        get_settings.cache_clear()
+    assert r.exit_code == 2, r.output
+    assert var in r.output and repr(value) in r.output and says in r.output
+    assert "Traceback" not in r.output

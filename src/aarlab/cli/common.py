@@ -10,6 +10,7 @@ from functools import wraps
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 
 from aarlab.render import console_for, typer_app
@@ -61,6 +62,14 @@ def friendly(fn: F) -> F:
         except AarlabError as e:
             console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except ValidationError as e:
+            prefix = _settings_env_prefix(e.title)
+            if prefix is None:  # not a setting the user gave: a bug, keep the traceback
+                raise
+            console.print(
+                f"[bold red]error:[/] {escape(settings_message(e, prefix))}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(2) from None
         except OSError as e:
             if e.filename is None:  # not about a path the user gave: a bug, keep the traceback
                 raise
@@ -74,6 +83,25 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _settings_env_prefix(title: str) -> str | None:
+    """The environment prefix of the settings class a ValidationError is about (None: not settings)."""
+    from aarlab.config import Settings
+    from aarlab.server.settings import ServerSettings
+
+    classes = {c.__name__: c for c in (Settings, ServerSettings)}
+    return str(classes[title].model_config.get("env_prefix", "")) if title in classes else None
+
+
+def settings_message(e: ValidationError, prefix: str) -> str:
+    """One line per bad setting: its name, the environment variable that sets it, the value and why."""
+    parts = []
+    for err in e.errors():
+        name = ".".join(str(x) for x in err.get("loc", ()))
+        value = err.get("input")
+        parts.append(f"setting {name} ({prefix}{name.upper()}) = {value!r}: {err.get('msg')}")
+    return "; ".join(parts) + ". Fix or unset the variable"
 
 
 def parse_config(config: str | None) -> dict[str, Any] | None:

@@ -72,10 +72,11 @@ def test_identity_capabilities_and_filters_match_the_exec_path(monkeypatch):
     assert all(int(zy.result[k], 16) == 0 for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"))
 
 
-def test_no_run_can_ask_the_page_cache_what_another_run_read(monkeypatch):
+def test_no_run_can_ask_the_page_cache_directly_what_another_run_read(monkeypatch):
     """A red-team helper carried 16 bits between runs of different uids: run A reads chosen pages of a
     big read-only file, run B asks with preadv2(RWF_NOWAIT) which are cached. The filter answers
-    EOPNOTSUPP to that flag (a plain read still works), on both paths."""
+    EOPNOTSUPP to that flag (a plain read still works), on both paths. This removes one direct question,
+    not the channel: fault counters and timing still carry it (tests/REDTEAM_HOLES.md)."""
     from aarlab.verify.probes import page_cache_probe
 
     assert page_cache_probe(sys.executable)["nowait"].startswith("ok")  # the kernel would answer

@@ -99,3 +99,28 @@ def test_a_503_without_retry_after_is_not_retried(world, monkeypatch) -> None:
     with pytest.raises(ServerError) as e:
         Client("http://testserver", token, http=http).whoami()
     assert e.value.status == 503 and len(calls) == 1
+
+
+def test_a_failure_at_commit_is_not_retried_since_it_may_have_been_stored(world, monkeypatch) -> None:
+    """A COMMIT that succeeded but whose acknowledgement was lost: answering "nothing was stored" and
+    inviting a retry stored a dev submission twice and charged the budget twice (a red-team helper)."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    tc, token, _db = world
+    before = post_count(tc, token)
+    real, armed = Session.commit, [True]
+
+    def lost_ack(self):
+        real(self)
+        if armed[0]:
+            armed[0] = False
+            raise OperationalError(None, None, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(Session, "commit", lost_ack)
+    with pytest.raises(ServerError) as e:
+        Client("http://testserver", token, http=TestClient(tc.app)).post("insight", "t", "b")
+    monkeypatch.setattr(Session, "commit", real)
+    assert e.value.status == 503 and e.value.retry_after is None
+    assert "may have been stored" in e.value.message
+    assert post_count(tc, token) == before + 1  # stored once: the client did not send it again

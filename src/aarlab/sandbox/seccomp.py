@@ -5,8 +5,9 @@ confined child, before any untrusted code runs; once loaded it cannot be removed
 debugging and reading other processes (``ptrace``, ``process_vm_readv``/``writev``), changing mounts or
 namespaces (``mount``, ``umount2``, ``pivot_root``, ``unshare``, ``setns``, ``clone`` with a
 namespace flag), kernel keyrings, BPF, perf
-events, module loading, ``io_uring``, ``userfaultfd``, and asking the page cache what another run read
-(``preadv2`` with ``RWF_NOWAIT``, ``cachestat``). The namespaces already make most of these
+events, module loading, ``io_uring``, ``userfaultfd``, and the direct questions to the page cache
+(``preadv2`` with ``RWF_NOWAIT``, ``cachestat``; fault counters and timing still reveal what another
+run read, see tests/REDTEAM_HOLES.md). The namespaces already make most of these
 useless to an unprivileged uid; the filter shrinks the kernel surface left to attack. Where libseccomp is
 missing the run goes on without it (the namespaces and the uid are the barrier) and says so.
 

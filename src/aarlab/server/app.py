@@ -65,12 +65,22 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.exception_handler(OperationalError)
-    async def on_database_busy(request: Request, exc: OperationalError) -> JSONResponse:
-        # a lock held past the busy timeout, a deadlock, a dropped connection: the request's transaction
-        # was rolled back, so a retry is safe; the driver's text stays in the server's log only
+    async def on_database_error(request: Request, exc: OperationalError) -> JSONResponse:
+        # the driver's text stays in the server's log only
         log.warning("database error on %s %s: %s", request.method, request.url.path, exc.orig)
+        if exc.statement is None or exc.statement.strip().upper() == "COMMIT":
+            # failed at COMMIT (or with no statement): it may have been stored, so no retry is invited
+            return JSONResponse(
+                {
+                    "detail": "the database failed while saving; the request may have been stored. "
+                    "Check (e.g. list your submissions) before sending it again"
+                },
+                status_code=503,
+            )
+        # failed at a statement (a lock held past the busy timeout, a deadlock): the transaction was
+        # rolled back before anything was stored, so sending it again is safe
         return JSONResponse(
-            {"detail": "the database is busy or unreachable; nothing was stored. Retry the request"},
+            {"detail": "the database is busy; nothing was stored. Retry the request"},
             status_code=503,
             headers={"Retry-After": str(DB_RETRY_AFTER_S)},
         )

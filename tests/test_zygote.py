@@ -193,7 +193,8 @@ import numpy
 from aarlab.sandbox import Limits
 from aarlab.sandbox import zygote_client as zc
 from aarlab.verify.audit import AuditPolicy, default_read_roots
-from aarlab.verify.sandbox import SANDBOX, run_sandboxed
+from aarlab.verify.sandbox import SANDBOX, ZYGOTE_PRELOAD, run_sandboxed
+zc.get_zygote(ZYGOTE_PRELOAD, Limits().threads)  # first, as a worker's prestart does: its socket is fd 3
 policy = AuditPolicy(sandbox=SANDBOX, read_roots=default_read_roots())
 def run(entry, kwargs, **kw):
     return run_sandboxed("aarlab.verify.probes:" + entry, kwargs, binds=(), policy=policy,

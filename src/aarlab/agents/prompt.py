@@ -55,6 +55,7 @@ for ctx.test, and optionally a pydantic `Config` model (the config you submit is
 ctx.weak.proba: the teacher's soft labels on ctx.unlabeled; ctx.unlabeled and ctx.test: inputs without
 labels; ctx.strong.fit(inputs, targets, weights=None), ctx.strong.predict_proba(inputs),
 ctx.strong.features(inputs), ctx.strong.prior(inputs); ctx.seed; ctx.groups; ctx.config; ctx.log(**notes).
+A verified run imports only the standard library, numpy, scipy, scikit-learn, pydantic and aarlab.
 Building blocks are in aarlab.testbed.methods (e.g. compose: a config composes targets, prior mixing,
 selection, relabelling, weighting, heads, consistency). The smallest method folder reuses it:
 method.py = {COMPOSE_METHOD_PY.strip()!r}

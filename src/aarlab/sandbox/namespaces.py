@@ -62,6 +62,9 @@ class Bind:
     source: Path
     target: str
     writable: bool = False
+    #: The folder exists for this run alone (its bundle): bound as it is. Any other read-only folder
+    #: is copied per run by the verifier, so no two runs read the same file (see ``sandbox/image.py``).
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class Confinement:
     ``binds``: the run's own folders (a method, a bundle, an agent's sandbox). ``hidden``: host paths
     that must stay invisible even where they fall inside a bound tree (a package holding labels inside
     the Python install). ``scratch``: private writable tmpfs folders owned by the run's uid, in MB.
+    ``system``: the ``(op, a, b)`` triples that give the run its system and Python install; None binds
+    the host's own (the agents' shell), a runtime image's ``ops()`` binds tmpfs copies instead
+    (verification, whose runs must share no page-cached file; ``sandbox/image.py``).
     """
 
     binds: tuple[Bind, ...] = ()
@@ -78,6 +84,7 @@ class Confinement:
     scratch: tuple[tuple[str, int], ...] = (("/tmp", 512),)
     cwd: str = "/tmp"
     uid: int = field(default_factory=lambda: UID_BASE + secrets.randbelow(1_000_000))
+    system: tuple[tuple[str, str, str], ...] | None = None
 
 
 def python_roots() -> list[Path]:
@@ -198,14 +205,16 @@ def setup_ops(conf: Confinement) -> list[tuple[str, str, str]]:
     build their root from this one list, so the two paths cannot drift apart."""
     # scratch first: a bind that lies under a scratch folder (a sandbox under /tmp) must stay on top
     ops: list[tuple[str, str, str]] = [("scratch", t, str(int(mb))) for t, mb in conf.scratch]
-    ops += system_binds()
-    for r in python_roots():
-        ops.append(("ro", str(r), str(r)))
+    if conf.system is None:
+        ops += system_binds()
+        ops += [("ro", str(r), str(r)) for r in python_roots()]
+    else:
+        ops += conf.system
     for b in conf.binds:
         ops.append(("rw" if b.writable else "ro", str(Path(b.source).resolve()), b.target))
-    for h in conf.hidden:
+    for h in conf.hidden:  # hidden where it falls inside a tree the run sees at its host path
         h = Path(h).resolve()
-        if any(h == Path(a) or h.is_relative_to(a) for op, a, _ in ops if op in ("ro", "rw")):
+        if any(h == Path(t) or h.is_relative_to(t) for op, _, t in ops if op in ("ro", "rw")):
             ops.append(("hide", str(h), "-"))
     return ops
 

@@ -49,6 +49,7 @@ from aarlab.sandbox.process import Limits, apply_limits
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
+MCL_CURRENT = 1
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
@@ -60,6 +61,7 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.mlockall.argtypes = [ctypes.c_int]
 
 #: Real paths of every module file loaded in the zygote (checked against each run's hidden paths).
 _LOADED: list[str] = []
@@ -324,6 +326,11 @@ def serve(ctl_fd: int, preload: list[str], threads: int) -> None:
             }
         )
     )
+    # Runs inherit the zygote's mappings of host files (libraries, extension modules). Lock them in
+    # memory: a page no run can make non-resident is a page through which no run can tell another
+    # what it touched (the runs' own files are tmpfs copies; ``sandbox/image.py``).
+    if _libc.mlockall(MCL_CURRENT) != 0:
+        failed.append(f"mlockall: {os.strerror(ctypes.get_errno())}")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
     ctl = socket.socket(fileno=ctl_fd)
     ctl.sendall(

@@ -35,6 +35,84 @@ def page_cache_probe(path: str) -> dict[str, str]:
     return out
 
 
+def _io_read_bytes() -> int:
+    with open("/proc/self/io", encoding="ascii") as fh:
+        return int(next(line for line in fh if line.startswith("read_bytes:")).split()[1])
+
+
+def touch_pages(path: str, pages: list[int]) -> int:
+    """The sending end of a page-cache channel: read one byte of each chosen 4 KiB page of a file every
+    run can read (the red team's shape: a later run asks which pages are resident)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        return sum(len(os.pread(fd, 1, p * 4096)) for p in pages)
+    finally:
+        os.close(fd)
+
+
+def storage_reads(path: str, pages: list[int]) -> dict[str, list[int]]:
+    """The receiving end: per page, the bytes fetched from storage (``/proc/self/io`` ``read_bytes``)
+    when reading one byte of it, and the major faults when touching it through a mapping. Zero
+    everywhere: whether a page was resident says nothing."""
+    import mmap
+    import resource
+
+    fd = os.open(path, os.O_RDONLY)
+    io, faults = [], []
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for p in pages:
+            before = _io_read_bytes()
+            os.pread(fd, 1, p * 4096)
+            io.append(_io_read_bytes() - before)
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            m.madvise(mmap.MADV_RANDOM)
+            for p in pages:
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+                m[p * 4096 + 1 : p * 4096 + 2]
+                faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_majflt - before)
+    finally:
+        os.close(fd)
+    return {"read_bytes": io, "majflt": faults}
+
+
+def visible_storage_reads(skip: list[str]) -> dict[str, Any]:
+    """Read the first page of every file this run can see (but ``skip``, its own folders) and report
+    the bytes fetched from storage and the mounts that are not tmpfs/proc: what a run can read must
+    never come from a page cache another run shares."""
+    before, files = _io_read_bytes(), 0
+    for top, dirs, names in os.walk("/"):
+        dirs[:] = [d for d in dirs if os.path.join(top, d) not in ("/proc", "/dev", *skip)]
+        for n in names:
+            try:
+                fd = os.open(os.path.join(top, n), os.O_RDONLY | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                os.pread(fd, 1, 0)
+                files += 1
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        mounts = [line.split(" - ")[1].split()[0] + " " + line.split()[4] for line in fh]
+    others = [
+        m
+        for m in mounts
+        if m.split()[0] not in ("tmpfs", "proc")
+        and not m.split()[1].startswith(("/dev/", "/proc/", *skip))
+    ]
+    return {"files": files, "read_bytes": _io_read_bytes() - before, "other_mounts": others}
+
+
+def stat_file(path: str) -> list[int]:
+    """(device, inode) of a file as this run sees it."""
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino]
+
+
 def read_file(path: str) -> str:
     """Try to read a file (e.g. the server's label store)."""
     with open(path, encoding="utf-8") as fh:

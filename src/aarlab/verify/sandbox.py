@@ -14,7 +14,12 @@ through an error message.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aarlab.sandbox import Bind, Confinement, Limits, require_confinement, run_confined, scrubbed_env
-from aarlab.sandbox.namespaces import module_argv
+from aarlab.sandbox.image import runtime_image
+from aarlab.sandbox.namespaces import SandboxUnavailable, module_argv
 from aarlab.sandbox.zygote_client import get_zygote, run_in_zygote, zygote_enabled
 from aarlab.testbed.tasks.registry import ground_truth_locations
 from aarlab.verify.audit import AuditPolicy
@@ -79,7 +85,39 @@ def method_binds(method_dir: Path, bundle_dir: Path) -> tuple[Bind, ...]:
         for p in [root, *root.rglob("*")]:
             if not p.is_symlink():
                 p.chmod(0o755 if p.is_dir() else 0o644)
-    return (Bind(method_dir, f"{SANDBOX}/method"), Bind(bundle_dir, f"{SANDBOX}/bundle"))
+    return (Bind(method_dir, f"{SANDBOX}/method"), Bind(bundle_dir, f"{SANDBOX}/bundle", private=True))
+
+
+def system_view() -> tuple[tuple[str, str, str], ...]:
+    """The runs' system and Python install: the runtime image's tmpfs copies (``sandbox/image.py``),
+    built once per machine. Raises :class:`SandboxUnavailable` when it cannot be built (a run never
+    falls back to the host's files, which other runs and the agents' shell read too)."""
+    try:
+        return tuple(runtime_image(ZYGOTE_PRELOAD, ground_truth_locations()).ops())
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        raise SandboxUnavailable(
+            f"verification could not build the runs' runtime image ({e}); it needs root to mount a tmpfs "
+            "and about 350 MB of memory"
+        ) from e
+
+
+def _private_copies(binds: Sequence[Bind], staging: Path) -> tuple[Bind, ...]:
+    """Each read-only folder not marked ``private`` copied into ``staging``: runs of one result see the
+    same method files at the same paths, but never the same page-cached files (no channel between them
+    through which pages are resident)."""
+    out = []
+    for i, b in enumerate(binds):
+        if b.writable or b.private:
+            out.append(b)
+            continue
+        dst = staging / str(i)
+        src = Path(b.source)
+        if src.is_dir():
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst)
+        out.append(Bind(dst, b.target, private=True))
+    return tuple(out)
 
 
 def _translate(value: Any, binds: Sequence[Bind]) -> Any:
@@ -122,7 +160,13 @@ def prestart_zygote(limits: Limits) -> threading.Thread | None:
     verification. A run that comes first waits for the same start. None where the zygote is off."""
     if not zygote_enabled():
         return None
-    t = threading.Thread(target=get_zygote, args=(ZYGOTE_PRELOAD, limits.threads), daemon=True)
+
+    def start() -> None:
+        get_zygote(ZYGOTE_PRELOAD, limits.threads)
+        with contextlib.suppress(SandboxUnavailable):  # a run that needs it says why
+            system_view()
+
+    t = threading.Thread(target=start, daemon=True)
     t.start()
     return t
 
@@ -145,12 +189,31 @@ def run_sandboxed(
     """
     limits = limits or Limits()
     confined = require_confinement("verification")
-    conf = Confinement(
-        binds=tuple(binds),
-        hidden=tuple(Path(h) for h in (*ground_truth_locations(), *hidden)),
-        scratch=(("/tmp", 1024),),
-        cwd="/tmp",
-    )
+    if confined:
+        with tempfile.TemporaryDirectory(prefix="aarlab-run-") as staging:
+            os.chmod(staging, 0o755)
+            conf = Confinement(
+                binds=_private_copies(binds, Path(staging)),
+                hidden=tuple(Path(h) for h in (*ground_truth_locations(), *hidden)),
+                scratch=(("/tmp", 1024),),
+                cwd="/tmp",
+                system=system_view(),
+            )
+            return _run(entry, kwargs, conf, binds, policy, limits, confined=True)
+    conf = Confinement(binds=tuple(binds), hidden=(), cwd="/tmp")
+    return _run(entry, kwargs, conf, binds, policy, limits, confined=False)
+
+
+def _run(
+    entry: str,
+    kwargs: dict[str, Any],
+    conf: Confinement,
+    binds: Sequence[Bind],
+    policy: AuditPolicy,
+    limits: Limits,
+    *,
+    confined: bool,
+) -> SandboxOutcome:
     if not confined:  # the operator's explicit insecure mode: host paths, hooks as the only barrier
         kwargs = _translate(kwargs, binds)
         own = [str(Path(b.source).resolve()) for b in binds]

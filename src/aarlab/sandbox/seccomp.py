@@ -4,12 +4,12 @@ Loaded through libseccomp (``libseccomp.so.2``, part of Debian's base system) wi
 confined child, before any untrusted code runs; once loaded it cannot be removed. It denies (EPERM)
 debugging and reading other processes (``ptrace``, ``process_vm_readv``/``writev``), changing mounts or
 namespaces (``mount``, ``umount2``, ``pivot_root``, ``unshare``, ``setns``, ``clone`` with a
-namespace flag), kernel keyrings, BPF, perf
-events, module loading, ``io_uring``, ``userfaultfd``, and the direct questions to the page cache
-(``preadv2`` with ``RWF_NOWAIT``, ``cachestat``). Those two questions are not the barrier: counters and
-timing would answer them too, so verification runs share no page-cached file (``sandbox/image.py``). The namespaces already make most of these
-useless to an unprivileged uid; the filter shrinks the kernel surface left to attack. Where libseccomp is
-missing the run goes on without it (the namespaces and the uid are the barrier) and says so.
+namespace flag), kernel keyrings, BPF, perf events, module loading, ``io_uring``, ``userfaultfd``, and
+the direct questions to the page cache (``preadv2`` with ``RWF_NOWAIT``, ``cachestat``). Those two are
+not the barrier: counters and timing would answer them too, so verification runs share no page-cached
+file (``sandbox/image.py``). The namespaces already make most of these useless to an unprivileged uid;
+the filter shrinks the kernel surface left to attack. Where libseccomp is missing the run goes on
+without it (the namespaces and the uid are the barrier) and says so.
 
 ``python -m aarlab.sandbox.seccomp -- CMD ARGS...`` loads the filter and execs the command (the agents'
 shell runs every command through it).

@@ -244,6 +244,8 @@ class ConfinedRunner:
         code = out.returncode
         if out.timed_out:
             text += f"\n[killed: wall-clock limit of {wall:.0f} s exceeded]"
+        elif out.memory is not None and out.memory.oom_kills:  # the command's memory cgroup hit its limit
+            text += f"\n[killed: memory limit of {self.limits.memory_mb} MB exceeded]"
         elif code < 0:
             text += f"\n[killed by signal {signal.Signals(-code).name}]"
         return RunOutcome(code, text, out.timed_out, out.seconds)

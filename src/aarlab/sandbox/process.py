@@ -17,7 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aarlab.sandbox.namespaces import Confinement, confined_argv
+from aarlab.sandbox import cgroup
+from aarlab.sandbox.namespaces import SETUP_FAILED, Confinement, confined_argv
 
 #: The most bytes kept from a child's stdout+stderr and from its result channel.
 MAX_OUTPUT = 4 * 1024 * 1024
@@ -74,13 +75,15 @@ def scrubbed_env(home: str, aarlab_home: str, threads: int) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ProcessOutcome:
-    """What one confined process did. ``channel`` is what it wrote on fd 3 (empty without a channel)."""
+    """What one confined process did. ``channel`` is what it wrote on fd 3 (empty without a channel);
+    ``memory``: what its memory cgroup counted (``None``: the run had none, see :mod:`.cgroup`)."""
 
     returncode: int
     output: bytes
     channel: bytes
     timed_out: bool
     seconds: float
+    memory: cgroup.MemoryReport | None = None
 
 
 def _drain(fd: int, cap: int, sink: list[bytes]) -> None:
@@ -115,22 +118,35 @@ def run_confined(
     # listed so that close_fds keeps it)
     pass_fds: tuple[int, ...] = (chan_w, 3) if channel else ()
     t0 = time.monotonic()
+    # every page the run makes the host hold (memfd, tmpfs, shm: not in RLIMIT_AS) counts against this
+    memcg = cgroup.open_run(limits.memory_mb) if conf is not None else None
 
     def preexec() -> None:
+        if memcg is not None:
+            try:
+                cgroup.join_cgroup(memcg.path)  # before the setup script: unshare, setpriv, the run
+            except OSError as e:
+                os.write(2, f"aarlab sandbox: cannot join the run's memory cgroup: {e}\n".encode())
+                os._exit(SETUP_FAILED)
         apply_limits(limits)
         if channel and chan_w != 3:
             os.dup2(chan_w, 3)
 
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd or "/",
-        env=dict(env),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=out_w,
-        stderr=out_w,
-        pass_fds=pass_fds,
-        preexec_fn=preexec,
-    )
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd or "/",
+            env=dict(env),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=out_w,
+            pass_fds=pass_fds,
+            preexec_fn=preexec,
+        )
+    except BaseException:
+        if memcg is not None:
+            memcg.close()
+        raise
     os.close(out_w)
     if channel:
         os.close(chan_w)
@@ -163,9 +179,11 @@ def run_confined(
             os.killpg(proc.pid, signal.SIGKILL)
         proc.kill()
         proc.wait()
+    # kills whatever of the run is left (a grandchild that left the process group too), then removes it
+    memory = memcg.close() if memcg is not None else None
     for t in readers:
         # a grandchild that escaped the process group may hold the pipes open: never wait forever
         t.join(timeout=5)
     return ProcessOutcome(
-        proc.returncode, b"".join(out_chunks), b"".join(chan_chunks), timed_out, time.monotonic() - t0
+        proc.returncode, b"".join(out_chunks), b"".join(chan_chunks), timed_out, time.monotonic() - t0, memory
     )

@@ -43,6 +43,7 @@ import struct
 import sys
 from typing import Any
 
+from aarlab.sandbox.cgroup import join_cgroup
 from aarlab.sandbox.namespaces import SETUP_FAILED
 from aarlab.sandbox.process import Limits, apply_limits
 
@@ -200,6 +201,8 @@ def _hidden_loaded(hidden: list[str]) -> list[str]:
 def _run(req: dict[str, Any], out_fd: int, chan_fd: int, ready_fd: int) -> None:
     """The run itself (pid 1 of a fresh pid namespace); never returns."""
     try:
+        if req.get("memcg"):  # first: everything below, and everything the run starts, is charged to it
+            join_cgroup(req["memcg"])
         _ok(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
         os.umask(0o022)  # the root's folders as the setup script makes them (the run's umask is set below)
         build_root(req["root"], req["ops"], int(req["uid"]), req["cwd"])

@@ -19,8 +19,9 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
+from aarlab.sandbox import cgroup
 from aarlab.sandbox.namespaces import Confinement, module_argv, namespace_support, root_mountpoint, setup_ops
 from aarlab.sandbox.process import MAX_CHANNEL, MAX_OUTPUT, Limits, ProcessOutcome, _drain, scrubbed_env
 
@@ -91,7 +92,20 @@ class Zygote:
         request: dict[str, object],
         limits: Limits,
     ) -> tuple[ProcessOutcome, bool]:
-        """Run one request; (outcome, setup_ok). Raises :class:`ZygoteError` when the zygote is gone."""
+        """Run one request; (outcome, setup_ok). Raises :class:`ZygoteError` when the zygote is gone.
+
+        The run's memory cgroup is made here (the trusted parent) and its path sent along: the forked
+        run joins it before anything else, the zygote's handler stays outside it; after the reply it
+        is emptied and removed here, whatever happened."""
+        memcg = cgroup.open_run(limits.memory_mb)
+        request["memcg"] = str(memcg.path) if memcg is not None else None
+        try:
+            out, setup_ok = self._run(request, limits)
+        finally:
+            memory = memcg.close() if memcg is not None else None
+        return replace(out, memory=memory), setup_ok
+
+    def _run(self, request: dict[str, object], limits: Limits) -> tuple[ProcessOutcome, bool]:
         mine, theirs = socket.socketpair()
         out_r, out_w = os.pipe()
         chan_r, chan_w = os.pipe()

@@ -246,3 +246,66 @@ def fit_predict(seed: int) -> list[float]:
     y = (x @ rng.normal(size=16) + rng.normal(size=400) > 0).astype(int)
     p = LogisticRegression(max_iter=500).fit(x[:300], y[:300]).predict_proba(x[300:])[:, 1]
     return [float(v) for v in p]
+
+
+def memfd_hold(total_mb: int, files: int = 6) -> int:
+    """Hold ``total_mb`` MiB of RAM in ``files`` memfds written with ``write`` (never mapped, so
+    ``RLIMIT_AS`` never sees them), keeping every descriptor open; returns the MiB written."""
+    chunk = b"\xa5" * (1 << 20)
+    fds, written = [], 0
+    for i in range(files):
+        fds.append(os.memfd_create(f"hold-{i}"))
+        for _ in range(total_mb // files):
+            written += os.write(fds[-1], chunk) >> 20
+    return written
+
+
+def tmpfs_fill(total_mb: int, folders: tuple[str, ...] = ("/dev/shm", "/tmp"), file_mb: int = 64) -> int:
+    """Write ``total_mb`` MiB into files of ``file_mb`` MiB (under ``RLIMIT_FSIZE``) in the run's tmpfs
+    folders (RAM, not address space), the next folder when one is full; returns the MiB written (less
+    where every folder is full)."""
+    chunk = b"\x5a" * (1 << 20)
+    written = 0
+    for folder in folders:
+        try:
+            while written < total_mb:
+                with open(os.path.join(folder, f"fill-{written}"), "wb", buffering=0) as fh:
+                    for _ in range(min(file_mb, total_mb - written)):
+                        fh.write(chunk)
+                        written += 1
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+    return written
+
+
+def cgroup_escape() -> dict[str, str]:
+    """What a run can see of and do to its cgroups: its ``/proc/self/cgroup``, whether ``/sys`` exists,
+    and tries to mount a cgroup (or sysfs) file system, to unshare into a user+cgroup namespace, to raise
+    its memory limit and to move itself to the top of each hierarchy (every try must fail)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/self/cgroup", encoding="utf-8") as fh:
+        out = {"cgroup": fh.read(), "sys": str(os.path.exists("/sys"))}
+    os.makedirs("/tmp/cg", exist_ok=True)
+    for fs, data in ((b"cgroup2", None), (b"cgroup", b"memory"), (b"sysfs", None)):
+        rc = libc.mount(fs, b"/tmp/cg", fs, 0, data)
+        out[f"mount {fs.decode()}"] = "mounted" if rc == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+    rc = libc.unshare(0x02000000 | 0x10000000 | 0x00020000)  # CLONE_NEWCGROUP|CLONE_NEWUSER|CLONE_NEWNS
+    out["unshare"] = "unshared" if rc == 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+    for line in out["cgroup"].splitlines():
+        _, ctrls, path = line.split(":", 2)
+        top = "/sys/fs/cgroup" + (f"/{ctrls}" if ctrls else "")
+        for target, value in (
+            (f"{top}/cgroup.procs", "0"),
+            (f"{top}{path}/memory.max", "max"),
+            (f"{top}{path}/memory.limit_in_bytes", "-1"),
+        ):
+            try:
+                with open(target, "w") as fh:
+                    fh.write(value)
+                out[target] = "written"
+            except OSError as e:
+                out[target] = errno.errorcode.get(e.errno or 0, "?")
+    return out

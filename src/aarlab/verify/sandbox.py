@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aarlab.sandbox import Bind, Confinement, Limits, require_confinement, run_confined, scrubbed_env
+from aarlab.sandbox.cgroup import memory_cgroup_support
 from aarlab.sandbox.image import runtime_image
 from aarlab.sandbox.namespaces import SandboxUnavailable, module_argv
 from aarlab.sandbox.zygote_client import get_zygote, run_in_zygote, zygote_enabled
@@ -245,7 +246,11 @@ def _run(
             channel=True,
         )
     events, final = _parse_channel(out.channel)
+    if confined and out.memory is None:  # evidence, like seccomp_unavailable: RLIMIT_AS was the only bound
+        missing = memory_cgroup_support() or "this run's cgroup could not be made"
+        events.append({"event": "memory_cgroup_unavailable", "why": missing})
     tail = out.output.decode("utf-8", "replace")[-3000:]
+    memory_reason = f"{REASONS['killed']} (memory limit of {limits.memory_mb} MB)"
     if out.timed_out:
         return SandboxOutcome(
             "timeout",
@@ -262,13 +267,17 @@ def _run(
         status: Status = "killed" if code < 0 or code == 137 else "error"
         reason = REASONS["killed"] if status == "killed" else REASONS["no-result"]
         if "MemoryError" in tail or "std::bad_alloc" in tail:
-            status, reason = "killed", f"{REASONS['killed']} (memory limit of {limits.memory_mb} MB)"
+            status, reason = "killed", memory_reason
+        if out.memory is not None and out.memory.oom_kills:  # the run's cgroup hit its limit
+            status, reason = "killed", memory_reason
+            mem = out.memory
+            why += f", {mem.oom_kills} OOM kill(s) at the memory cgroup's limit (peak {mem.peak >> 20} MB)"
         return SandboxOutcome(status, reason, None, events, out.seconds, f"{why}\n{tail}", confined)
     if "error" in final:
         err = final.get("error") or {}
         detail = f"{err.get('type', '?')}: {err.get('message', '')}\n{err.get('traceback', '')}\n{tail}"
         reason = REASONS["error"]
         if err.get("type") == "MemoryError":
-            reason = f"{REASONS['killed']} (memory limit of {limits.memory_mb} MB)"
+            reason = memory_reason
         return SandboxOutcome("error", reason, None, events, out.seconds, detail, confined)
     return SandboxOutcome("ok", "", final.get("result"), events, out.seconds, tail, confined)

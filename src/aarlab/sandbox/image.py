@@ -16,7 +16,7 @@ system's tools); it shares no file with a verification run. A zygote's own mappi
 locked in memory (``sandbox/zygote.py``) for the same reason.
 
 The image is built once per machine and content (sizes and mtimes of every file in it), under
-``<tmp>/.aarlab-sandbox-image`` (a tmpfs this module mounts when the folder is not one already), and
+``/run/aarlab/sandbox-image`` (a tmpfs this module mounts, in a folder only root can change), and
 shared by every process that needs the same content: each holds a shared ``flock`` on the image's lock
 file while it lives, and images nobody holds are removed when another is built. Cost on 2 cores: about
 350 MB of RAM and 1–3 s to build (once), nothing per run.
@@ -37,13 +37,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from aarlab.sandbox.namespaces import ETC_FILES, python_roots, system_binds
+from aarlab.sandbox.namespaces import ETC_FILES, SandboxUnavailable, python_roots, system_binds, trusted_dir
 
 #: Bump when what goes into an image changes (old images then go unused and are swept).
 FORMAT = 2
@@ -98,23 +97,17 @@ class RuntimeImage:
 
 
 def image_root() -> Path:
-    """The tmpfs the images live on, mounted here on first use when it is not a mount already."""
-    p = Path(tempfile.gettempdir()) / ".aarlab-sandbox-image"
-    p.mkdir(mode=0o755, exist_ok=True)
+    """The tmpfs the images live on (``/run/aarlab/sandbox-image``, a folder only root can change),
+    mounted on first use. Raises ``SandboxUnavailable`` when the folder is not root's alone."""
+    p = trusted_dir("sandbox-image")
     if not os.path.ismount(p):
+        opts = f"size={TMPFS_SIZE},mode=755,nosuid,nodev"
         subprocess.run(
-            [
-                "mount",
-                "-t",
-                "tmpfs",
-                "-o",
-                f"size={TMPFS_SIZE},mode=755,nosuid,nodev",
-                "aarlab-image",
-                str(p),
-            ],
-            check=True,
-            capture_output=True,
+            ["mount", "-t", "tmpfs", "-o", opts, "aarlab-image", str(p)], check=True, capture_output=True
         )
+    st = os.lstat(p)
+    if not os.path.ismount(p) or st.st_uid != 0 or st.st_mode & 0o022:
+        raise SandboxUnavailable(f"{p} is not a root-owned tmpfs after mounting it")
     return p
 
 

@@ -18,13 +18,14 @@ with util-linux's ``unshare``/``pivot_root``/``setpriv`` so nothing beyond Debia
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -153,7 +154,8 @@ while [ "$1" != "--" ]; do
 done
 shift
 mkdir -p "$R/proc" "$R/dev" "$R/tmp" "$R/.old" || fail "mkdir"
-mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || fail "cannot mount /proc"
+mount -t proc -o nosuid,nodev,noexec,subset=pid,hidepid=invisible proc "$R/proc" \
+  || mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || fail "cannot mount /proc"
 mount -t tmpfs -o size=64k,mode=755,nosuid aarlab-dev "$R/dev" || fail "cannot mount /dev"
 for n in null zero full random urandom; do
   : > "$R/dev/$n" && mount --bind "/dev/$n" "$R/dev/$n" || fail "cannot bind /dev/$n"
@@ -177,11 +179,36 @@ exec "$SETPRIV" --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs \
 """
 
 
+#: Where the sandbox keeps its own state on the host (the runs' root mountpoint, the runtime image):
+#: a folder only root can change, never a world-writable one such as /tmp, where another user could
+#: plant a link under the name before the first run (the red team did, and took over the image).
+STATE_DIR = Path("/run/aarlab")
+#: ``/proc`` options for a run: its processes only, none of the host-wide counters (``/proc/vmstat``,
+#: ``meminfo``, ``stat``, ``sys``, ``pressure``: a run moving one and a later run reading it is a
+#: channel between them; Linux >= 5.8, older kernels get a plain ``/proc``).
+PROC_OPTIONS = "subset=pid,hidepid=invisible"
+
+
+def trusted_dir(name: str) -> Path:
+    """``STATE_DIR/name``, made if missing, each level checked to be a real folder (not a link) owned by
+    root and writable by root only. Raises :class:`SandboxUnavailable` otherwise, naming the path."""
+    out = STATE_DIR / name
+    for p in (STATE_DIR.parent, STATE_DIR, out):
+        if p != STATE_DIR.parent:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(p, 0o755)
+        st = os.lstat(p)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+            raise SandboxUnavailable(
+                f"{p} must be a folder (not a link) owned by root and writable by root only; "
+                "remove it (or fix its owner and mode) and run again"
+            )
+    return out
+
+
 def _root_mountpoint() -> Path:
     """An empty host folder each run mounts its own private root on (inside its own mount namespace)."""
-    p = Path(tempfile.gettempdir()) / ".aarlab-sandbox-root"
-    p.mkdir(mode=0o755, exist_ok=True)
-    return p
+    return trusted_dir("sandbox-root")
 
 
 def confined_argv(conf: Confinement, argv: Sequence[str]) -> list[str]:

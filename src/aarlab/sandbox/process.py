@@ -48,6 +48,8 @@ def apply_limits(limits: Limits) -> None:
     fsize = limits.file_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # nothing a run does needs locked memory, and locking moves host-wide counters other runs could read
+    resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
     # counted per uid; every confined run has a uid of its own, so this caps only the run itself
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
 

@@ -44,7 +44,7 @@ import sys
 from typing import Any
 
 from aarlab.sandbox.cgroup import join_cgroup
-from aarlab.sandbox.namespaces import SETUP_FAILED
+from aarlab.sandbox.namespaces import PROC_OPTIONS, SETUP_FAILED
 from aarlab.sandbox.process import Limits, apply_limits
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -129,7 +129,10 @@ def build_root(root: str, ops: list[list[str]], uid: int, cwd: str) -> None:
             raise _SetupError(f"unknown op {op}")
     for d in ("/proc", "/dev", "/tmp", "/.old"):
         os.makedirs(root + d, exist_ok=True)
-    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    try:  # the run's processes only, no host-wide counters (namespaces.PROC_OPTIONS)
+        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, PROC_OPTIONS)
+    except _SetupError:  # a kernel older than 5.8: the exec path's script falls back the same way
+        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _mount("aarlab-dev", root + "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=755")
     for n in _DEVICES:
         _touch(f"{root}/dev/{n}")

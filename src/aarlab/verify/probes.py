@@ -107,6 +107,29 @@ def visible_storage_reads(skip: list[str]) -> dict[str, Any]:
     return {"files": files, "read_bytes": _io_read_bytes() - before, "other_mounts": others}
 
 
+def host_counters() -> dict[str, Any]:
+    """What host-wide state a run can read: global ``/proc`` files, ``sysinfo`` (through
+    ``sysconf``), and whether it can lock memory; and that ordinary numeric code still runs."""
+    import resource
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    files = ["vmstat", "meminfo", "stat", "loadavg", "sys", "pressure", "zoneinfo", "buddyinfo", "cpuinfo"]
+    out: dict[str, Any] = {"visible": [f for f in files if os.path.exists(f"/proc/{f}")]}
+    out["proc"] = sorted(e for e in os.listdir("/proc") if not e.isdigit())
+    try:
+        out["phys_pages"] = os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError) as e:
+        out["phys_pages"] = repr(e)
+    out["memlock"] = list(resource.getrlimit(resource.RLIMIT_MEMLOCK))
+    out["self_status"] = os.path.exists("/proc/self/status")
+    out["cpu_count"] = os.cpu_count()
+    x = np.random.default_rng(0).random((200, 5))
+    out["fit"] = float(LogisticRegression().fit(x, x[:, 0] > 0.5).score(x, x[:, 0] > 0.5))
+    return out
+
+
 def stat_file(path: str) -> list[int]:
     """(device, inode) of a file as this run sees it."""
     st = os.stat(path)
@@ -231,8 +254,8 @@ def signal_pid(pid: int) -> str:
 
 
 def unix_sockets() -> list[str]:
-    """Unix sockets this child can find (its network namespace's /proc/net/unix: none of the host's)."""
-    with open("/proc/net/unix", encoding="utf-8") as fh:
+    """Unix sockets this child can find (its network namespace's, /proc/self/net/unix: none of the host's)."""
+    with open("/proc/self/net/unix", encoding="utf-8") as fh:
         return fh.read().splitlines()[1:]
 
 

@@ -1,4 +1,5 @@
-"""No covert channel between runs through the page cache (tests/REDTEAM_HOLES.md).
+"""No covert channel between runs through shared state (tests/REDTEAM_HOLES.md): the page cache, host-wide
+counters, and the sandbox's own state on the host.
 
 Run A reads chosen pages of a file every run can read; a later run B, another uid, asks which pages are
 resident — by ``/proc/self/io`` ``read_bytes``, by major faults through a mapping, or by timing. The
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from aarlab.sandbox import Bind, Limits
+from aarlab.sandbox import namespaces as ns
 from aarlab.sandbox import zygote_client as zc
-from aarlab.sandbox.namespaces import namespace_support
+from aarlab.sandbox.image import image_root
+from aarlab.sandbox.namespaces import SandboxUnavailable, namespace_support, trusted_dir
 from aarlab.verify.audit import AuditPolicy, default_read_roots
 from aarlab.verify.sandbox import SANDBOX, run_sandboxed
 
@@ -105,3 +108,38 @@ def test_runs_of_one_result_read_their_own_copy_of_the_method(path, tmp_path):
     got = _run("storage_reads", binds=binds, path=inside, pages=pages)
     assert got["read_bytes"] == [0] * len(pages), got
     assert code.startswith(_run("read_file", binds=binds, path=inside)[:100])  # the same content
+
+
+def test_a_run_reads_no_host_wide_counter(path):
+    """/proc/vmstat carried 16 bits between runs (``thp_split_pmd``: a sender moves it to the message mod
+    2^16, a later run reads it; 639/640 bits), ``unevictable_pgs_mlocked`` likewise. A run's /proc holds
+    its own processes only, and it cannot lock memory."""
+    got = _run("host_counters")
+    assert got["visible"] == [], got  # vmstat, meminfo, stat, loadavg, sys, pressure, ...
+    assert set(got["proc"]) <= {"self", "thread-self"}, got
+    assert got["memlock"] == [0, 0]
+    assert got["self_status"] and got["cpu_count"] >= 1 and got["fit"] > 0.9  # ordinary code still runs
+
+
+def test_the_sandbox_state_is_where_only_root_can_change_it(tmp_path, monkeypatch):
+    """The image lived under /tmp: another user planted a link under its name first, root mounted the
+    image's tmpfs over the link's target, and the user then swapped in an image of their own that every
+    later run executed. The state folder must be a real folder, root's, writable by root only."""
+    assert image_root().is_relative_to(ns.STATE_DIR)
+    assert not ns.STATE_DIR.is_relative_to("/tmp")
+    monkeypatch.setattr(ns, "STATE_DIR", tmp_path / "state")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "state").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(SandboxUnavailable, match="not a link"):
+        trusted_dir("sandbox-image")
+    (tmp_path / "state").unlink()
+    (tmp_path / "state").mkdir(mode=0o755)
+    os.chown(tmp_path / "state", 65534, 65534)
+    with pytest.raises(SandboxUnavailable, match="owned by root"):
+        trusted_dir("sandbox-image")
+    os.chown(tmp_path / "state", 0, 0)
+    os.chmod(tmp_path / "state", 0o777)
+    with pytest.raises(SandboxUnavailable, match="writable by root only"):
+        trusted_dir("sandbox-image")
+    os.chmod(tmp_path / "state", 0o755)
+    assert trusted_dir("sandbox-image") == tmp_path / "state" / "sandbox-image"

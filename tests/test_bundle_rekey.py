@@ -35,6 +35,7 @@ def test_rekeyed_ids_are_fresh_and_groups_keep_their_structure(tmp_path) -> None
     assert len(set(ids)) == len(ids) == 42
     assert all(re.fullmatch(r"k[0-9a-f]{16}", i) for i in ids)
     assert not {r.id for r in unl + ev} & set(ids)
+    assert not any("label" in r or "entity" in r for r in out)  # labels and split keys never travel
     # a group's records share one key, and different groups have different keys
     by_text = {r["prompt"]: r["group"] for r in out}
     orig = {r.prompt: r.group for r in unl + ev}

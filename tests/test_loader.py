@@ -87,3 +87,29 @@ def test_labels_optional_for_sandbox_bundles(tmp_path):
     path = _write(tmp_path / "x.jsonl", [{"question": "q", "choice": "c"}])
     _, recs = read_jsonl(path, require_labels=False)
     assert recs[0].label is None
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (json.dumps(_single(1)) + "," + json.dumps(_single(2)), "invalid JSON"),  # two objects, one line
+        ("[" + json.dumps(_single(1)) + "]", "expected a JSON object"),
+        (json.dumps({"prompt": "p", "first": "a", "second": "b", "label": "A"}), "pairwise record"),
+        (json.dumps({"question": "q", "choice": "c"}), "field 'label': missing"),
+        (json.dumps({**_single(1), "labl": True}), "labl"),
+    ],
+)
+def test_the_one_call_reader_accepts_nothing_the_line_reader_refuses(tmp_path, line, why):
+    """With the schema known, a file is validated in one call; anything off falls back to the line
+    reader, which names the line: the fast path never accepts a file the line reader refuses."""
+    path = _write(tmp_path / "x.jsonl", [_single(0), line, _single(3)])
+    with pytest.raises(DataFormatError, match=f"x.jsonl:2: .*{why}"):
+        read_jsonl(path, "single")
+
+
+def test_the_one_call_reader_gives_the_line_readers_records(tmp_path):
+    rows = [_single(i, i % 2 == 0) for i in range(50)] + [{"question": "é", "choice": "ü", "label": False}]
+    path = _write(tmp_path / "x.jsonl", rows)
+    fast = read_jsonl(path, "single")
+    slow = read_jsonl(path)  # no schema given: line by line
+    assert fast == slow and len(fast[1]) == 51

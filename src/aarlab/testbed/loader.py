@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from aarlab.testbed.errors import DataFormatError
 from aarlab.testbed.schema import PairwiseRecord, Record, SchemaName, SingleRecord
@@ -18,6 +19,29 @@ from aarlab.testbed.schema import PairwiseRecord, Record, SchemaName, SingleReco
 SPLIT_FILES = ("train_label", "train_unlabel", "test")
 _SINGLE_KEYS = {"question", "choice"}
 _PAIR_KEYS = {"prompt", "first", "second"}
+
+
+#: One validator per schema for a whole file at once (pydantic-core parses and validates the JSON
+#: without a Python object per field: 3-4x faster than a ``json.loads`` + ``model_validate`` per line).
+_FILE_ADAPTERS: dict[SchemaName, TypeAdapter[Any]] = {
+    "single": TypeAdapter(list[SingleRecord]),
+    "pairwise": TypeAdapter(list[PairwiseRecord]),
+}
+
+
+def _read_fast(text: str, schema: SchemaName, require_labels: bool) -> list[Record] | None:
+    """Every line of ``text`` validated in one call, or None when anything is off (the line-by-line
+    reader then finds the line and says what is wrong). One record per non-empty line, as there."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        return None
+    try:
+        records: list[Record] = _FILE_ADAPTERS[schema].validate_json("[" + ",".join(lines) + "]")
+    except ValidationError:
+        return None
+    if len(records) != len(lines) or (require_labels and any(r.label is None for r in records)):
+        return None
+    return records
 
 
 def detect_schema(obj: dict[str, object]) -> SchemaName | None:
@@ -43,8 +67,12 @@ def read_jsonl(
     """Parse one JSONL file into validated records; raise DataFormatError naming file, line, field."""
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found (a task directory needs {', '.join(SPLIT_FILES)})")
-    records: list[Record] = []
     text = decode_utf8(path)
+    if schema is not None:  # the common case (a bundle, a known task): the whole file in one call
+        fast = _read_fast(text, schema, require_labels)
+        if fast is not None:
+            return schema, fast
+    records: list[Record] = []
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue

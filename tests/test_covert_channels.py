@@ -143,3 +143,19 @@ def test_the_sandbox_state_is_where_only_root_can_change_it(tmp_path, monkeypatc
         trusted_dir("sandbox-image")
     os.chmod(tmp_path / "state", 0o755)
     assert trusted_dir("sandbox-image") == tmp_path / "state" / "sandbox-image"
+
+
+def test_the_image_keeps_what_imports_rely_on():
+    """Copies keep their modification times: Python checks a cached bytecode file against its source's
+    mtime, and a run cannot write bytecode, so a stale one meant every lazy import compiled from source
+    (an exec-path run took 6 s instead of 1.3 s)."""
+    import json as stdlib_json
+
+    from aarlab.sandbox.image import runtime_image
+    from aarlab.verify.sandbox import ZYGOTE_PRELOAD
+
+    img = runtime_image(ZYGOTE_PRELOAD)
+    for host in (Path(stdlib_json.__file__), Path(__import__("scipy").__file__)):
+        copy = img.path / str(host).lstrip("/")
+        assert copy.stat().st_mtime_ns == host.stat().st_mtime_ns
+        assert copy.read_bytes() == host.read_bytes()

@@ -45,7 +45,7 @@ from pathlib import Path
 from aarlab.sandbox.namespaces import ETC_FILES, SandboxUnavailable, python_roots, system_binds, trusted_dir
 
 #: Bump when what goes into an image changes (old images then go unused and are swept).
-FORMAT = 2
+FORMAT = 3
 #: Standard-library folders no method needs (tests, GUI, installers): about 140 MB not copied.
 STDLIB_SKIP = {
     "test",
@@ -279,7 +279,7 @@ def _copy(paths: Iterable[str], dest: Path, hidden: tuple[str, ...]) -> None:
         elif os.path.isdir(p):
             target.mkdir(mode=0o755, exist_ok=True)
         elif os.path.isfile(p):
-            shutil.copyfile(p, target, follow_symlinks=False)
+            shutil.copy2(p, target, follow_symlinks=False)  # with its mtime: cached bytecode stays valid
             os.chmod(target, 0o755 if os.access(p, os.X_OK) else 0o644)
 
     for p in sorted(paths):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import gc
 import importlib
 import json
 import os
@@ -332,6 +333,11 @@ def serve(ctl_fd: int, preload: list[str], threads: int) -> None:
             }
         )
     )
+    # Every object so far lives as long as the zygote: out of the collector's sight, so that a run's
+    # collections do not write to (and copy) the pages of every preloaded module (Python's gc docs:
+    # gc.freeze() before fork without exec).
+    gc.collect()
+    gc.freeze()
     # Runs inherit the zygote's mappings of host files (libraries, extension modules). Lock them in
     # memory: a page no run can make non-resident is a page through which no run can tell another
     # what it touched (the runs' own files are tmpfs copies; ``sandbox/image.py``).

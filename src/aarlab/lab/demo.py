@@ -211,6 +211,7 @@ def run_demo(
     from aarlab.api.client import Client
     from aarlab.server.transfer_worker import transfer_pending
     from aarlab.verify.gate_runs import prepare_suites_in_background
+    from aarlab.verify.sandbox import Limits, prestart_zygote
 
     profile = quick_profile(agents) if quick else full_profile(agents)
     if task is not None:
@@ -245,6 +246,8 @@ def run_demo(
         marks["setup"] = time.monotonic() - t0
         # the gate's suite features are encoded on the trusted side while the agents work (#16)
         suites_ready.append(prepare_suites_in_background(profile.gate.suites))
+        # the gate's runs fork from this process's zygote: start it now too, not when the gate begins
+        prestart_zygote(Limits())
         if on_server is not None:
             on_server(server, dashboard_url(server))
         stage(f"{n_search} search researchers + 1 red-team agent running; verifying as they submit")

@@ -305,6 +305,8 @@ def _placeholders(dest: Path, roots: Sequence[str], hidden: tuple[str, ...]) -> 
 def _content_key(paths: set[str], roots: list[str]) -> str:
     h = hashlib.sha256(json.dumps([FORMAT, roots]).encode())
     for p in sorted(paths):
+        if p.endswith(".pyc"):  # checked against its source's mtime at import: a stale one only costs time
+            continue
         try:
             st = os.lstat(p)
         except OSError:

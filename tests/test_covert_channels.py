@@ -121,6 +121,14 @@ def test_a_run_reads_no_host_wide_counter(path):
     assert got["self_status"] and got["cpu_count"] >= 1 and got["fit"] > 0.9  # ordinary code still runs
 
 
+def test_a_run_cannot_move_the_session_counter_or_see_its_cgroup_path(path):
+    """The second red team: 300 fork()+setsid() in a run moved /proc/self/autogroup (host-wide) by +301
+    for the next run (+1 to +2 otherwise); and /proc/self/cgroup showed the host's cgroup path."""
+    got = _run("session_and_cgroup")
+    assert got["setsid"] == "EPERM", got
+    assert got["cgroup"] == ["/"], got  # a cgroup namespace rooted at the run's own cgroup
+
+
 def test_the_sandbox_state_is_where_only_root_can_change_it(tmp_path, monkeypatch):
     """The image lived under /tmp: another user planted a link under its name first, root mounted the
     image's tmpfs over the link's target, and the user then swapped in an image of their own that every

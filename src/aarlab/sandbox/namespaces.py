@@ -219,7 +219,7 @@ def confined_argv(conf: Confinement, argv: Sequence[str]) -> list[str]:
     flat = [x for op in setup_ops(conf) for x in op]
     unshare = shutil.which("unshare") or "unshare"
     return [
-        unshare, "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child",
+        unshare, "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup", "--fork", "--kill-child",
         "--propagation", "private",
         "/bin/sh", "-c", _SETUP, "aarlab-setup", str(_root_mountpoint()), str(conf.uid), conf.cwd,
         *flat, "--", *argv,
@@ -292,7 +292,7 @@ def _probe_argv(conf: Confinement) -> list[str]:
     ops = [x for op in system_binds() for x in op]
     unshare = shutil.which("unshare") or "unshare"
     return [
-        unshare, "--mount", "--pid", "--net", "--ipc", "--uts", "--fork", "--kill-child",
+        unshare, "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup", "--fork", "--kill-child",
         "--propagation", "private",
         "/bin/sh", "-c", _SETUP, "aarlab-setup", str(_root_mountpoint()), str(conf.uid), "/",
         *ops, "--", "/usr/bin/id", "-u",

@@ -52,7 +52,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 MCL_CURRENT = 1
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWCGROUP = 0x00020000, 0x04000000, 0x08000000, 0x02000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217}
@@ -207,7 +207,11 @@ def _run(req: dict[str, Any], out_fd: int, chan_fd: int, ready_fd: int) -> None:
     try:
         if req.get("memcg"):  # first: everything below, and everything the run starts, is charged to it
             join_cgroup(req["memcg"])
-        _ok(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        # a cgroup namespace rooted at the run's own cgroup (joined above): /proc/self/cgroup says "/"
+        _ok(
+            _libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP),
+            "unshare",
+        )
         os.umask(0o022)  # the root's folders as the setup script makes them (the run's umask is set below)
         build_root(req["root"], req["ops"], int(req["uid"]), req["cwd"])
         os.dup2(out_fd, 1)

@@ -40,6 +40,8 @@ def run_spec(spec: dict[str, Any]) -> int:
     why = load_seccomp()  # before any untrusted code: irreversible
     if why:
         chan.write(json.dumps({"audit": {"event": "seccomp_unavailable", "why": why}}) + "\n")
+    if os.path.exists("/proc/vmstat"):  # /proc not mounted subset=pid (a kernel before 5.8)
+        chan.write(json.dumps({"audit": {"event": "proc_host_counters_visible"}}) + "\n")
     install(AuditPolicy.from_json(spec["policy"]), chan)
     try:
         module, _, func = spec["entry"].partition(":")

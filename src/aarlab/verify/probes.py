@@ -130,6 +130,19 @@ def host_counters() -> dict[str, Any]:
     return out
 
 
+def session_and_cgroup() -> dict[str, Any]:
+    """Whether a run can start a session (each ``setsid`` moves the host-wide autogroup counter in
+    ``/proc/self/autogroup``) and which cgroup paths it sees (a host path names the host's layout)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.setsid()
+    out: dict[str, Any] = {"setsid": "ok" if rc >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")}
+    with open("/proc/self/cgroup", encoding="ascii") as fh:
+        out["cgroup"] = sorted({line.rstrip("\n").split(":", 2)[2] for line in fh})
+    return out
+
+
 def stat_file(path: str) -> list[int]:
     """(device, inode) of a file as this run sees it."""
     st = os.stat(path)

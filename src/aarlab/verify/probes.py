@@ -77,11 +77,13 @@ def storage_reads(path: str, pages: list[int]) -> dict[str, list[int]]:
     return {"read_bytes": io, "majflt": faults}
 
 
-def visible_storage_reads(skip: list[str]) -> dict[str, Any]:
+def visible_storage_reads(skip: list[str], expect: list[str] | None = None) -> dict[str, Any]:
     """Read the first page of every file this run can see (but ``skip``, its own folders) and report
     the bytes fetched from storage and the mounts that are not tmpfs/proc: what a run can read must
-    never come from a page cache another run shares."""
+    never come from a page cache another run shares. ``expect``: paths whose reading is reported
+    under ``"expected_read"`` (evidence that the walk covered what runs import)."""
     before, files = _io_read_bytes(), 0
+    wanted, read = set(expect or ()), []
     for top, dirs, names in os.walk("/"):
         dirs[:] = [d for d in dirs if os.path.join(top, d) not in ("/proc", "/dev", *skip)]
         for n in names:
@@ -92,6 +94,8 @@ def visible_storage_reads(skip: list[str]) -> dict[str, Any]:
             try:
                 os.pread(fd, 1, 0)
                 files += 1
+                if os.path.join(top, n) in wanted:
+                    read.append(os.path.join(top, n))
             except OSError:
                 pass
             finally:
@@ -104,7 +108,12 @@ def visible_storage_reads(skip: list[str]) -> dict[str, Any]:
         if m.split()[0] not in ("tmpfs", "proc")
         and not m.split()[1].startswith(("/dev/", "/proc/", *skip))
     ]
-    return {"files": files, "read_bytes": _io_read_bytes() - before, "other_mounts": others}
+    return {
+        "files": files,
+        "read_bytes": _io_read_bytes() - before,
+        "other_mounts": others,
+        "expected_read": sorted(read),
+    }
 
 
 def host_counters() -> dict[str, Any]:

@@ -78,24 +78,31 @@ def storage_reads(path: str, pages: list[int]) -> dict[str, list[int]]:
 
 
 def visible_storage_reads(skip: list[str], expect: list[str] | None = None) -> dict[str, Any]:
-    """Read the first page of every file this run can see (but ``skip``, its own folders) and report
-    the bytes fetched from storage and the mounts that are not tmpfs/proc: what a run can read must
-    never come from a page cache another run shares. ``expect``: paths whose reading is reported
-    under ``"expected_read"`` (evidence that the walk covered what runs import)."""
+    """Read the first page of every file this run can see (but those on the filesystems of ``skip``,
+    its own scratch folders) and report the bytes fetched from storage and the mounts that are not
+    tmpfs/proc: what a run can read must never come from a page cache another run shares. A file
+    mounted on top of a skipped folder (a Python install under ``/tmp``) is still read. ``expect``:
+    paths whose reading is reported under ``"expected_read"`` (evidence that the walk covered what
+    runs import)."""
     before, files = _io_read_bytes(), 0
+    own = {(s, os.stat(s).st_dev) for s in skip if os.path.isdir(s)}
     wanted, read = set(expect or ()), []
     for top, dirs, names in os.walk("/"):
-        dirs[:] = [d for d in dirs if os.path.join(top, d) not in ("/proc", "/dev", *skip)]
+        dirs[:] = [d for d in dirs if os.path.join(top, d) not in ("/proc", "/dev")]
         for n in names:
+            path = os.path.join(top, n)
             try:
-                fd = os.open(os.path.join(top, n), os.O_RDONLY | os.O_NONBLOCK)
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
             except OSError:
                 continue
             try:
+                dev = os.fstat(fd).st_dev
+                if any(path.startswith(s + "/") and dev == d for s, d in own):
+                    continue
                 os.pread(fd, 1, 0)
                 files += 1
-                if os.path.join(top, n) in wanted:
-                    read.append(os.path.join(top, n))
+                if path in wanted:
+                    read.append(path)
             except OSError:
                 pass
             finally:
@@ -106,7 +113,8 @@ def visible_storage_reads(skip: list[str], expect: list[str] | None = None) -> d
         m
         for m in mounts
         if m.split()[0] not in ("tmpfs", "proc")
-        and not m.split()[1].startswith(("/dev/", "/proc/", *skip))
+        and not m.split()[1].startswith(("/dev/", "/proc/"))
+        and m.split()[1] not in skip
     ]
     return {
         "files": files,

@@ -40,8 +40,20 @@ class Limits:
 
 
 def apply_limits(limits: Limits) -> None:
-    """Own process group and rlimits; runs in the child between fork and exec."""
+    """Own session and rlimits; runs in the child between fork and exec.
+
+    A new session is a new autogroup (``sched(7)``), which the scheduler weighs as nice 0 whatever the
+    caller's niceness: the caller's niceness is carried over to it, so a niced agent's commands stay niced.
+    """
     os.setsid()
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+            try:
+                os.write(fd, str(nice).encode())
+            finally:
+                os.close(fd)
     mem = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))

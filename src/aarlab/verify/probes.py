@@ -160,6 +160,14 @@ def session_and_cgroup() -> dict[str, Any]:
     return out
 
 
+def scheduling() -> dict[str, int]:
+    """The run's niceness and its autogroup's (``sched(7)``: the scheduler weighs a session's autogroup
+    by the latter). Only the nice value of ``/proc/self/autogroup`` is returned, not its host-wide id."""
+    with open("/proc/self/autogroup", encoding="ascii") as fh:
+        autogroup_nice = int(fh.read().split()[-1])
+    return {"nice": os.getpriority(os.PRIO_PROCESS, 0), "autogroup_nice": autogroup_nice}
+
+
 def stat_file(path: str) -> list[int]:
     """(device, inode) of a file as this run sees it."""
     st = os.stat(path)

@@ -57,8 +57,10 @@ class AgentJob:
     #: work in attempts numbered below this, to exercise restarts.
     crash_attempts: int = 0
     #: Scheduling niceness of the agent process: agents yield the CPU to verification, the work that
-    #: turns their results into leaderboard rows (no gain measured on its own on 2 cores, where the BLAS
-    #: threads and the number of verification workers mattered; it costs nothing when cores are idle).
+    #: turns their results into leaderboard rows (it costs nothing when cores are idle). Niceness only
+    #: ranks processes of one autogroup (``sched(7)``), so an agent is started in its own process group,
+    #: not its own session: in a session of its own it competed with the verification worker as an
+    #: equal, whatever its niceness.
     nice: int = 10
     #: Paths the LLM agent's shell must not see (mounted over with empty tmpfs in its namespace): the
     #: server's data dir and database, and the other agents' folders. Sent on stdin, never in the prompt,
@@ -116,7 +118,8 @@ class Attempt(Protocol):
 
 
 class LocalAttempt:
-    """One agent process on this machine, in its own process group (killed as a group)."""
+    """One agent process on this machine, in its own process group (killed as a group) but the
+    orchestrator's session, so that its niceness counts against the verification worker's."""
 
     def __init__(self, job: AgentJob, env: dict[str, str], log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +132,7 @@ class LocalAttempt:
             stderr=self._log,
             env=env,
             text=True,
-            start_new_session=True,
+            process_group=0,
         )
         assert self._proc.stdin is not None
         self._proc.stdin.write(job.to_json())

@@ -22,6 +22,7 @@ import numpy as np
 from aarlab.testbed.context import MethodContext, WeakLabels
 from aarlab.testbed.encoders import encode_texts, get_encoder
 from aarlab.testbed.errors import AarlabError
+from aarlab.testbed.files import atomic_path
 from aarlab.testbed.loader import read_jsonl, write_jsonl
 from aarlab.testbed.methods import get_method
 from aarlab.testbed.models import EmbedModel, FeatureTable, zero_shot
@@ -89,10 +90,8 @@ _NOT_WRITTEN = frozenset({"label", "entity"})
 
 def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """JSONL of label-free rows, as ``write_jsonl`` writes records (compact, UTF-8), atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
-    tmp.replace(path)
 
 
 def write_bundle(

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from aarlab.testbed.errors import DataFormatError
+from aarlab.testbed.files import atomic_path
 from aarlab.testbed.schema import PairwiseRecord, Record, SchemaName, SingleRecord
 
 SPLIT_FILES = ("train_label", "train_unlabel", "test")
@@ -154,13 +155,10 @@ def read_task_dir(path: Path) -> tuple[SchemaName, dict[str, list[Record]]]:
 
 def write_jsonl(path: Path, records: Iterable[Record], *, with_labels: bool = True) -> int:
     """Write records as JSONL (optionally without labels); returns the count. Atomic via rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for rec in records:
             exclude = set() if with_labels else {"label"}
             fh.write(rec.model_dump_json(exclude=exclude, exclude_none=True) + "\n")
             n += 1
-    tmp.replace(path)
     return n

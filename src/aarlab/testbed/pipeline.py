@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from aarlab.registry import Registry
 from aarlab.testbed.context import MethodContext, WeakLabels
 from aarlab.testbed.encoders import encode_texts, get_encoder
 from aarlab.testbed.errors import AarlabError
+from aarlab.testbed.files import atomic_path
 from aarlab.testbed.methods import MethodSpec, get_method
 from aarlab.testbed.methods.blocks import group_exclusive
 from aarlab.testbed.methods.failure import is_user_method, method_failed
@@ -179,11 +181,13 @@ def seed_baseline(
     splits = prep.task.split(seed, subsample=subsample)
     path = _cache_path(prep, seed, subsample)
     if use_cache and path.is_file():
-        with np.load(path) as z:
-            if len(z["weak_unlabel"]) == len(splits.train_unlabel) and len(z["ceiling_test"]) == len(
-                splits.test
-            ):
-                return SeedBaseline(splits, z["weak_unlabel"], z["weak_test"], z["ceiling_test"])
+        try:
+            with np.load(path) as z:
+                cached = z["weak_unlabel"], z["weak_test"], z["ceiling_test"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            cached = None  # torn (an older version's shared temp name): computed again and replaced
+        if cached and len(cached[0]) == len(splits.train_unlabel) and len(cached[2]) == len(splits.test):
+            return SeedBaseline(splits, *cached)
     tl, tu, te = splits.train_label, splits.train_unlabel, splits.test
     weak = prep.weak_model(seed).fit(tl.inputs, tl.labels.astype(float))
     weak_unlabel = weak.predict_proba(tu.inputs)
@@ -191,10 +195,8 @@ def seed_baseline(
     ceiling = prep.strong_model(seed).fit(tu.inputs, tu.labels.astype(float))
     ceiling_test = ceiling.predict_proba(te.inputs)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, weak_unlabel=weak_unlabel, weak_test=weak_test, ceiling_test=ceiling_test)
-        tmp.replace(path)
+        with atomic_path(path, ".npz") as tmp:
+            np.savez(tmp, weak_unlabel=weak_unlabel, weak_test=weak_test, ceiling_test=ceiling_test)
     return SeedBaseline(splits, weak_unlabel, weak_test, ceiling_test)
 
 

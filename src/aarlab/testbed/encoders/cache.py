@@ -1,20 +1,29 @@
 """On-disk feature cache keyed by (encoder id, text hash), so a text is encoded once per machine.
 
 Layout: ``<root>/<encoder id>/shard-<uuid>.npz`` holding ``keys`` (hex sha256 prefixes) and ``vecs``
-(float32). Shards are append-only and written atomically (temp file + rename), so several processes can
-share a cache without locks and a killed run never leaves a torn file behind.
+(float32). Shards are append-only and written atomically (``testbed/files.py``), so several
+processes can share a cache without locks and a killed run never leaves a torn shard behind. Only names
+of the shard form are read (a temp file being written by another process once matched ``shard-*.npz``
+and failed a reader with ``BadZipFile``); a shard that cannot be read is skipped with a warning, and its
+texts are encoded again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from aarlab.testbed.files import atomic_path
+
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_SHARD = re.compile(r"shard-[0-9a-f]{32}\.npz")
+log = logging.getLogger(__name__)
 
 
 def text_key(text: str) -> str:
@@ -36,8 +45,14 @@ class FeatureCache:
             self._shards = []
             if self.dir.is_dir():
                 for path in sorted(self.dir.glob("shard-*.npz")):
-                    with np.load(path) as z:
-                        keys, vecs = z["keys"], z["vecs"]
+                    if not _SHARD.fullmatch(path.name):
+                        continue
+                    try:
+                        with np.load(path) as z:
+                            keys, vecs = z["keys"], z["vecs"]
+                    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+                        log.warning("feature cache: skipping unreadable shard %s (%s); delete it", path, e)
+                        continue
                     s = len(self._shards)
                     self._shards.append(vecs)
                     for row, k in enumerate(keys.tolist()):
@@ -60,11 +75,8 @@ class FeatureCache:
         """Append a shard of new vectors (atomically)."""
         if not keys:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        final = self.dir / f"shard-{uuid.uuid4().hex}.npz"
-        tmp = final.with_name(final.stem + ".tmp.npz")
-        np.savez(tmp, keys=np.array(keys), vecs=vecs.astype(np.float32))
-        tmp.replace(final)
+        with atomic_path(self.dir / f"shard-{uuid.uuid4().hex}.npz", ".npz") as tmp:
+            np.savez(tmp, keys=np.array(keys), vecs=vecs.astype(np.float32))
         index = self._load()
         s = len(self._shards)
         self._shards.append(vecs.astype(np.float32))

@@ -61,3 +61,18 @@ def test_a_different_rekey_draws_different_keys(tmp_path) -> None:
         )
         keys.append({r["id"] for r in rows(tmp_path / str(seed), UNLABELED)})
     assert not keys[0] & keys[1]
+
+
+def test_rows_are_compact_utf8_json_lines_as_write_jsonl_writes_them(tmp_path) -> None:
+    unl = [
+        PairwiseRecord(id=f"u{i}", prompt='Ça "va" ?\n', first="日本\\", second="b", label="A")
+        for i in range(3)
+    ]
+    write_bundle(
+        tmp_path / "b", {"schema": "pairwise"}, unl, np.full(3, 0.5), unl, rekey=np.random.default_rng(1)
+    )
+    for name in (UNLABELED, DEV):
+        raw = (tmp_path / "b" / name).read_bytes()
+        assert raw.endswith(b"\n") and b"\n\n" not in raw
+        for line in raw.decode("utf-8").splitlines():
+            assert line == json.dumps(json.loads(line), ensure_ascii=False, separators=(",", ":"))

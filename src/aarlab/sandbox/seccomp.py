@@ -94,13 +94,28 @@ def _errno_action(code: int) -> int:
     return 0x00050000 | (code & 0x0000FFFF)
 
 
+def _load_library() -> ctypes.CDLL | None:
+    """libseccomp by its soname (a plain ``dlopen``), else wherever ``find_library`` says. Loaded once,
+    at import: ``find_library`` runs ``ldconfig -p`` and ``ld`` as subprocesses (~25 ms, more than half
+    of a bare confined run when every run paid it); the zygote imports this module before it forks."""
+    for find in (lambda: "libseccomp.so.2", lambda: ctypes.util.find_library("seccomp")):
+        name = find()
+        if name:
+            try:
+                return ctypes.CDLL(name, use_errno=True)
+            except OSError:
+                continue
+    return None
+
+
+_LIBRARY = _load_library()
+
+
 def install() -> str:
     """Load the filter into this process (inherited by its children). Returns '' when loaded, else why
     not (never raises: the caller records it as evidence)."""
-    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
-    try:
-        lib = ctypes.CDLL(name, use_errno=True)
-    except OSError:
+    lib = _LIBRARY
+    if lib is None:
         return "libseccomp is not installed"
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]

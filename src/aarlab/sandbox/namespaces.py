@@ -239,10 +239,11 @@ def setup_ops(conf: Confinement) -> list[tuple[str, str, str]]:
         ops += conf.system
     for b in conf.binds:
         ops.append(("rw" if b.writable else "ro", str(Path(b.source).resolve()), b.target))
+    seen = [t.rstrip("/") + "/" for op, _, t in ops if op in ("ro", "rw")]
     for h in conf.hidden:  # hidden where it falls inside a tree the run sees at its host path
-        h = Path(h).resolve()
-        if any(h == Path(t) or h.is_relative_to(t) for op, _, t in ops if op in ("ro", "rw")):
-            ops.append(("hide", str(h), "-"))
+        path = os.path.realpath(h)
+        if any((path + "/").startswith(t) for t in seen):
+            ops.append(("hide", path, "-"))
     return ops
 
 

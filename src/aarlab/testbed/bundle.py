@@ -122,8 +122,7 @@ def write_bundle(
     unl, ev = list(unlabeled), list(evaluation)
     n_u = len(unl)
     w = np.asarray(weak, dtype=float).copy()
-    feats = None if features is None else np.asarray(features, dtype=np.float32).copy()
-    pri = None if prior is None else np.asarray(prior, dtype=float).copy()
+    flipped = np.zeros(n_u + len(ev), dtype=bool)  # rows whose pair order is swapped
     swapped = [False] * len(ev)
     order_u, order_e = list(range(n_u)), list(range(len(ev)))
     if rekey is not None:
@@ -144,14 +143,11 @@ def write_bundle(
             row = {f: v for f, v in r.__dict__.items() if v is not None and f not in _NOT_WRITTEN}
             if isinstance(r, PairwiseRecord) and flips[k]:
                 row["first"], row["second"] = r.second, r.first
+                flipped[k] = True
                 if k < n_u:
                     w[k] = 1.0 - w[k]
                 else:
                     swapped[k - n_u] = True
-                if feats is not None:
-                    feats[k] = -feats[k]
-                if pri is not None:
-                    pri[k] = 1.0 - pri[k]
             # entities are the trusted side's split keys: a method needs none, and one left in place
             # would keep the group structure a group-shuffle ablation removes
             row["id"] = names[r.id or f"#{k}"]
@@ -171,9 +167,15 @@ def write_bundle(
         ev_ids = [r.id or f"d-{j}" for j, r in enumerate(ev)]
     (path / WEAK).write_text(json.dumps({i: float(w[k]) for i, k in zip(ids_u, order_u, strict=True)}))
     rows = order_u + [n_u + i for i in order_e]
-    if feats is not None and pri is not None:
-        np.save(path / FEATURES, feats[rows])
-        np.save(path / PRIOR, pri[rows])
+    if features is not None and prior is not None:
+        # gathered once (a copy), then a swapped pair's features negated and its prior complemented
+        feats = np.asarray(features, dtype=np.float32)[rows]
+        pri = np.asarray(prior, dtype=float)[rows]
+        sel = flipped[rows]
+        feats[sel] = -feats[sel]
+        pri[sel] = 1.0 - pri[sel]
+        np.save(path / FEATURES, feats)
+        np.save(path / PRIOR, pri)
     (path / MANIFEST).write_text(json.dumps({"format": BUNDLE_FORMAT, **manifest}, indent=1))
     for f in path.iterdir():  # readable by the sandbox's unprivileged uid, writable by nobody there
         f.chmod(0o644)

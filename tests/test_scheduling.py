@@ -56,6 +56,7 @@ print(json.dumps([out.status, out.detail, out.result]))
 
 
 @pytest.mark.skipif(bool(namespace_support()), reason="kernel confinement unavailable")
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="a kernel without autogroups")
 @pytest.mark.parametrize("path", ["zygote", "exec"])
 def test_a_confined_run_keeps_its_callers_niceness_in_its_own_session(path):
     env = {**os.environ, zc.ZYGOTE_ENV: "0" if path == "exec" else "1"}

@@ -98,14 +98,15 @@ def _load_library() -> ctypes.CDLL | None:
     """libseccomp by its soname (a plain ``dlopen``), else wherever ``find_library`` says. Loaded once,
     at import: ``find_library`` runs ``ldconfig -p`` and ``ld`` as subprocesses (~25 ms, more than half
     of a bare confined run when every run paid it); the zygote imports this module before it forks."""
-    for find in (lambda: "libseccomp.so.2", lambda: ctypes.util.find_library("seccomp")):
-        name = find()
-        if name:
-            try:
-                return ctypes.CDLL(name, use_errno=True)
-            except OSError:
-                continue
-    return None
+    try:
+        return ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        pass
+    name = ctypes.util.find_library("seccomp")
+    try:
+        return ctypes.CDLL(name, use_errno=True) if name else None
+    except OSError:
+        return None
 
 
 _LIBRARY = _load_library()

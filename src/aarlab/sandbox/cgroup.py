@@ -243,8 +243,15 @@ def open_run(memory_mb: int) -> RunCgroup | None:
 
 def join_cgroup(path: str | Path) -> None:
     """Move the calling process into the cgroup at ``path`` (its children follow). Runs in the run's
-    first process, still trusted and root, before any untrusted code. Raises ``OSError`` on refusal."""
-    _write(Path(path) / "cgroup.procs", "0")
+    first process, still trusted, root and single-threaded (just forked), before any untrusted code.
+    Raises ``OSError`` on refusal.
+
+    On v1 the calling thread is moved through ``tasks``: for a single-threaded process that moves the
+    process, and the kernel skips the thread-group lock whose write side waits for an RCU grace period
+    (``cgroup_procs_write_start`` in kernel/cgroup/cgroup.c: a write of 0 to ``tasks`` takes no
+    threadgroup lock). Through ``cgroup.procs`` the join took 7–10 ms of a ~30 ms bare run."""
+    tasks = Path(path) / "tasks"
+    _write(tasks if tasks.exists() else Path(path) / "cgroup.procs", "0")
 
 
 @dataclass(frozen=True)

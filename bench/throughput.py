@@ -65,9 +65,9 @@ def cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime + zygote_client.child_cpu_seconds
 
 
-def wall(cmd: list[str]) -> float:
+def wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t0
 
 
@@ -78,12 +78,7 @@ def demo_times(mode: list[str]) -> tuple[float, float]:
     cmd = [str(Path(sys.executable).with_name("aarlab")), "demo", *mode, "--hold", "0"]
     with tempfile.TemporaryDirectory(prefix="aarlab-demo-home-") as home:
         env = {**os.environ, "AARLAB_HOME": home}
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
-            times.append(time.perf_counter() - t0)
-    return times[0], times[1]
+        return wall(cmd, env), wall(cmd, env)
 
 
 class World:

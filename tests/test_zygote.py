@@ -241,3 +241,35 @@ def _loaded_in_zygote() -> list[str]:
     )
     argv = [sys.executable, "-I", "-c", code]
     return json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
+
+
+@pytest.mark.parametrize("spelling", ["{d}/.", "{d}//", "/{d}", "{d}/sub/.."])
+def test_a_hidden_file_stays_hidden_under_a_bind_target_spelt_another_way(spelling, tmp_path, monkeypatch):
+    """Red team (stop 24): ``setup_ops`` matched hidden paths against bind targets by string prefix, so a
+    target spelt ``/x/./`` or ``/x//`` (the same mount point) left ``/x/gt`` readable in the run."""
+    from aarlab.sandbox.namespaces import Bind, setup_ops
+
+    d = tmp_path / "data"
+    (d / "gt").mkdir(parents=True)
+    (d / "sub").mkdir()
+    (d / "gt" / "labels.txt").write_text("secret")
+    (d / "open.txt").write_text("fine")
+    for p in (tmp_path, d, d / "gt", d / "sub"):
+        p.chmod(0o755)
+    for f in (d / "gt" / "labels.txt", d / "open.txt"):
+        f.chmod(0o644)
+    target = spelling.format(d=d)
+    bind = Bind(d, target, private=True)
+    ops = setup_ops(Confinement(binds=(bind,), hidden=(d / "gt",)))
+    assert ("hide", str(d / "gt"), "-") in ops
+    policy = AuditPolicy(sandbox=SANDBOX, read_roots=default_read_roots())
+    for zygote in ("1", "0"):
+        monkeypatch.setenv(zc.ZYGOTE_ENV, zygote)
+        run = lambda path: run_sandboxed(  # noqa: E731
+            "aarlab.verify.probes:read_file", {"path": path}, binds=(bind,), policy=policy,
+            limits=Limits(wall_s=60), hidden=(d / "gt",),
+        )  # fmt: skip
+        seen = run(str(d / "open.txt"))
+        assert seen.status == "ok" and seen.result == "fine", (zygote, seen.detail)
+        out = run(str(d / "gt" / "labels.txt"))
+        assert out.status == "error" and "secret" not in str(out.result), (zygote, out.detail)

@@ -239,7 +239,11 @@ def setup_ops(conf: Confinement) -> list[tuple[str, str, str]]:
         ops += conf.system
     for b in conf.binds:
         ops.append(("rw" if b.writable else "ro", str(Path(b.source).resolve()), b.target))
-    seen = [t.rstrip("/") + "/" for op, _, t in ops if op in ("ro", "rw")]
+    # targets compared as normalised paths: "/x/./gt" or "/x//gt" mount at /x/gt, and a hidden file
+    # under them must be found as under /x/gt (a string prefix of the raw target would miss it)
+    # (normpath keeps a leading "//", which POSIX allows to mean something else; Linux does not)
+    targets = [os.path.normpath(t).strip("/") for op, _, t in ops if op in ("ro", "rw")]
+    seen = [f"/{t}/" if t else "/" for t in targets]
     for h in conf.hidden:  # hidden where it falls inside a tree the run sees at its host path
         path = os.path.realpath(h)
         if any((path + "/").startswith(t) for t in seen):

@@ -76,3 +76,46 @@ def test_rows_are_compact_utf8_json_lines_as_write_jsonl_writes_them(tmp_path) -
         assert raw.endswith(b"\n") and b"\n\n" not in raw
         for line in raw.decode("utf-8").splitlines():
             assert line == json.dumps(json.loads(line), ensure_ascii=False, separators=(",", ":"))
+
+
+def test_a_swapped_pair_leaves_no_trace_in_the_bits_of_its_numbers(tmp_path) -> None:
+    """Red team (stop 24): a swapped pair's prior was written as float64 ``1 - p`` (not a float32 like every
+    real prior), its weak probability ``1 - p`` had zero low mantissa bits where ``p >= 0.5``, and a zero
+    feature became ``-0.0``. Each told which pairs were swapped, and with the source's order, the label.
+    Here each detector flags swapped and unswapped rows at the same rate."""
+    from aarlab.testbed.bundle import FEATURES, PRIOR, WEAK
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    unl, ev = records(n, "u"), records(n, "d")
+    weak = 1.0 / (1.0 + np.exp(-rng.normal(0, 2, n)))  # a teacher's float64 probabilities
+    prior = (1.0 / (1.0 + np.exp(-rng.normal(0, 2, 2 * n)))).astype(np.float32)  # an encoder's float32
+    feats = rng.normal(size=(2 * n, 6)).astype(np.float32)
+    feats[:, :2] = 0.0  # pair features a - b: exactly zero where the two texts agree
+    b = tmp_path / "b"
+    write_bundle(
+        b, {"schema": "pairwise"}, unl, weak, ev, features=feats, prior=prior, rekey=np.random.default_rng(3)
+    )
+    out_u, out_d = rows(b, UNLABELED), rows(b, DEV)
+    swapped = np.array([r["first"].startswith("b") for r in out_u + out_d])
+    assert 0.4 < swapped.mean() < 0.6
+    w = np.array([json.loads((b / WEAK).read_text())[r["id"]] for r in out_u])
+    pr, f = np.load(b / PRIOR), np.load(b / FEATURES)
+
+    def rate_gap(flag: np.ndarray, sw: np.ndarray) -> float:
+        return abs(float(flag[sw].mean()) - float(flag[~sw].mean()))
+
+    assert rate_gap(np.float32(pr) != pr, swapped) < 0.05  # not a float32
+    assert rate_gap(np.signbit(f[:, :2]).any(axis=1), swapped) < 0.05  # a -0.0
+    low = w < 0.5  # below 0.5, a complemented p >= 0.5 has its lowest mantissa bit(s) zero
+    lsb0 = (w.view(np.int64) & 1) == 0
+    assert rate_gap(lsb0[low], swapped[:n][low]) < 0.06
+    assert rate_gap(np.float32(w) != w, swapped[:n]) < 0.05
+    # and the numbers still mean what they meant: the complement of the original, to 2^-24
+    orig_w = dict(zip([r.id for r in unl], weak, strict=True))
+    text_w = {r["prompt"]: v for r, v in zip(out_u, w, strict=True)}
+    for r in unl[:200]:
+        want = orig_w[r.id]
+        got = text_w[r.prompt]
+        sw = next(x for x in out_u if x["prompt"] == r.prompt)["first"].startswith("b")
+        assert abs((1 - got if sw else got) - want) <= 2.0**-24

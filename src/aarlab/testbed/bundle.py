@@ -88,6 +88,17 @@ def strong_features(
 #: Record fields a rekeyed bundle never carries: labels, and the trusted side's split keys.
 _NOT_WRITTEN = frozenset({"label", "entity"})
 
+#: Probabilities are written on a grid of 2^-24 (0 and 1 stay exact). On it ``1 - p`` is exact and
+#: round-half-even is symmetric, so a swapped pair's complemented probability has the bits any other
+#: probability could have. Off it they differ: a float64 ``1 - p`` has zero low mantissa bits where
+#: ``p >= 0.5``, and is not a float32 where ``p`` is one (red team, stop 24). Every k / 2^24 is a float32.
+_GRID = float(2**24)
+
+
+def on_grid(p: np.ndarray) -> np.ndarray:
+    """``p`` (probabilities in [0, 1], any shape) rounded to the nearest k / 2^24; float64, a fresh array."""
+    return np.rint(np.asarray(p, dtype=np.float64) * _GRID) / _GRID
+
 
 def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """JSONL of label-free rows, as ``write_jsonl`` writes records (compact, UTF-8), atomically.
@@ -111,17 +122,19 @@ def write_bundle(
     """Write a label-free bundle (the one writer: export-sandbox, verification, ablations, gate suites).
 
     ``weak``: the teacher's P(label=True) for ``unlabeled`` (same order). ``features``/``prior``: the
-    strong encoder's rows for unlabeled then evaluation records. With ``rekey`` (the trusted side's
-    RNG) every id and group is replaced by a fresh random key (entities are dropped), records are
-    shuffled, and the two texts of each pairwise record are swapped at random, so neither an id, a
-    position nor an order inside a pair can carry a label; the returned map turns predictions back.
+    strong encoder's rows for unlabeled then evaluation records. Probabilities are written to 2^-24
+    (:func:`on_grid`) and zero features as +0.0, so no bit tells a swapped pair from another.
+    With ``rekey`` (the trusted side's RNG) every id and group is replaced by a fresh random key
+    (entities are dropped), records are shuffled, and the two texts of each pairwise record are
+    swapped at random, so neither an id, a position nor an order inside a pair can carry a label;
+    the returned map turns predictions back.
     Without it (the server's export, whose ids are already keyed) records are written as given.
     Labels are never written.
     """
     path.mkdir(parents=True, exist_ok=True)
     unl, ev = list(unlabeled), list(evaluation)
     n_u = len(unl)
-    w = np.asarray(weak, dtype=float).copy()
+    w = on_grid(weak)  # a fresh array
     flipped = np.zeros(n_u + len(ev), dtype=bool)  # rows whose pair order is swapped
     swapped = [False] * len(ev)
     order_u, order_e = list(range(n_u)), list(range(len(ev)))
@@ -170,9 +183,10 @@ def write_bundle(
     if features is not None and prior is not None:
         # gathered once (a copy), then a swapped pair's features negated and its prior complemented
         feats = np.asarray(features, dtype=np.float32)[rows]
-        pri = np.asarray(prior, dtype=float)[rows]
+        pri = on_grid(np.asarray(prior)[rows])
         sel = flipped[rows]
         feats[sel] = -feats[sel]
+        feats += np.float32(0.0)  # -0.0 -> +0.0: a negated zero would mark its row as swapped
         pri[sel] = 1.0 - pri[sel]
         np.save(path / FEATURES, feats)
         np.save(path / PRIOR, pri)

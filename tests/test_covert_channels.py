@@ -176,3 +176,12 @@ def test_the_image_keeps_what_imports_rely_on():
         copy = img.path / str(host).lstrip("/")
         assert copy.stat().st_mtime_ns == host.stat().st_mtime_ns
         assert copy.read_bytes() == host.read_bytes()
+
+
+def test_a_run_cannot_write_its_proc_files(path):
+    """Red team (stop 24): a run owns ``/proc/self/autogroup`` and could write nice 0 there, undoing the
+    niceness it was given. Worse, the kernel accepts one autogroup write per 100 ms host-wide and answers
+    EAGAIN to the next: two overlapping runs decoded 8 bits exactly from which writes failed. The run's
+    ``/proc`` is mounted read-only, so every write fails the same way, whatever any other run does."""
+    got = _run("proc_writes")
+    assert all(r == ["EROFS"] * 3 for r in got.values()), got

@@ -154,8 +154,8 @@ while [ "$1" != "--" ]; do
 done
 shift
 mkdir -p "$R/proc" "$R/dev" "$R/tmp" "$R/.old" || fail "mkdir"
-mount -t proc -o nosuid,nodev,noexec,subset=pid,hidepid=invisible proc "$R/proc" \
-  || mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || fail "cannot mount /proc"
+mount -t proc -o ro,nosuid,nodev,noexec,subset=pid,hidepid=invisible proc "$R/proc" \
+  || mount -t proc -o ro,nosuid,nodev,noexec proc "$R/proc" || fail "cannot mount /proc"
 mount -t tmpfs -o size=64k,mode=755,nosuid aarlab-dev "$R/dev" || fail "cannot mount /dev"
 for n in null zero full random urandom; do
   : > "$R/dev/$n" && mount --bind "/dev/$n" "$R/dev/$n" || fail "cannot bind /dev/$n"
@@ -185,7 +185,9 @@ exec "$SETPRIV" --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs \
 STATE_DIR = Path("/run/aarlab")
 #: ``/proc`` options for a run: its processes only, none of the host-wide counters (``/proc/vmstat``,
 #: ``meminfo``, ``stat``, ``sys``, ``pressure``: a run moving one and a later run reading it is a
-#: channel between them; Linux >= 5.8, older kernels get a plain ``/proc``).
+#: channel between them; Linux >= 5.8, older kernels get a plain ``/proc``). Mounted read-only: a run
+#: that could write ``/proc/self/autogroup`` would undo its niceness, and the kernel's host-wide rate
+#: limit on those writes (EAGAIN within 100 ms of any other) is a channel between overlapping runs.
 PROC_OPTIONS = "subset=pid,hidepid=invisible"
 
 

@@ -16,10 +16,11 @@ Per run (the same confinement as ``namespaces._SETUP`` + ``setpriv``, built from
   waits for it (pidfd) and reports its exit status on the per-run socket; on a ``kill`` request, on the
   parent's socket closing, or past the wall limit it SIGKILLs the run (pid 1 of its pid namespace: the
   kernel kills everything in it).
-* run (pid 1 of a new pid namespace): ``unshare`` new mount, net, ipc and uts namespaces, makes every
-  mount private, mounts a tmpfs root with the read-only binds, hidden paths covered, fresh ``/proc``,
+* run (pid 1 of a new pid namespace): joins its memory cgroup, starts its session and applies the
+  rlimits, ``unshare``s new mount, net, ipc, uts and cgroup namespaces, makes every mount private,
+  mounts a tmpfs root with the read-only binds, hidden paths covered, a fresh read-only ``/proc``,
   ``/dev``, ``/tmp``, ``pivot_root``s and detaches the old root (``mount(2)`` through ctypes, no
-  shell), applies the rlimits, empties the capability bounding set, switches to the run's uid and gid
+  shell), empties the capability bounding set, switches to the run's uid and gid
   with no supplementary groups, clears every capability, sets ``no_new_privs``, checks all of it in
   ``/proc/self/status``, closes every descriptor but 0-3, replaces the environment, and only then calls
   the runner (``aarlab.verify.child:run_spec``), which loads seccomp and the audit hook before any
@@ -131,9 +132,9 @@ def build_root(root: str, ops: list[list[str]], uid: int, cwd: str) -> None:
     for d in ("/proc", "/dev", "/tmp", "/.old"):
         os.makedirs(root + d, exist_ok=True)
     try:  # the run's processes only, no host-wide counters (namespaces.PROC_OPTIONS)
-        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, PROC_OPTIONS)
+        _mount("proc", root + "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, PROC_OPTIONS)
     except _SetupError:  # a kernel older than 5.8: the exec path's script falls back the same way
-        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        _mount("proc", root + "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _mount("aarlab-dev", root + "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=755")
     for n in _DEVICES:
         _touch(f"{root}/dev/{n}")
@@ -207,6 +208,9 @@ def _run(req: dict[str, Any], out_fd: int, chan_fd: int, ready_fd: int) -> None:
     try:
         if req.get("memcg"):  # first: everything below, and everything the run starts, is charged to it
             join_cgroup(req["memcg"])
+        # its own session, niced as its caller, and rlimits: before the root is built, as the exec path
+        # does them before it starts (the run's /proc is read-only: the autogroup is set on the host's)
+        apply_limits(Limits(**req["limits"]))
         # a cgroup namespace rooted at the run's own cgroup (joined above): /proc/self/cgroup says "/"
         _ok(
             _libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP),
@@ -219,7 +223,6 @@ def _run(req: dict[str, Any], out_fd: int, chan_fd: int, ready_fd: int) -> None:
         os.dup2(chan_fd, 3)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
-        apply_limits(Limits(**req["limits"]))
         drop_privileges(int(req["uid"]))
         os.write(ready_fd, b"1")
         os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])

@@ -160,12 +160,37 @@ def session_and_cgroup() -> dict[str, Any]:
     return out
 
 
-def scheduling() -> dict[str, int]:
+def scheduling(reset: bool = False) -> dict[str, Any]:
     """The run's niceness and its autogroup's (``sched(7)``: the scheduler weighs a session's autogroup
-    by the latter). Only the nice value of ``/proc/self/autogroup`` is returned, not its host-wide id."""
+    by the latter). Only the nice value of ``/proc/self/autogroup`` is returned, not its host-wide id.
+    ``reset``: first try to write nice 0 there (undoing the niceness the run was given)."""
+    out: dict[str, Any] = {}
+    if reset:
+        out["reset"] = _write_proc("/proc/self/autogroup", "0")
     with open("/proc/self/autogroup", encoding="ascii") as fh:
-        autogroup_nice = int(fh.read().split()[-1])
-    return {"nice": os.getpriority(os.PRIO_PROCESS, 0), "autogroup_nice": autogroup_nice}
+        out["autogroup_nice"] = int(fh.read().split()[-1])
+    out["nice"] = os.getpriority(os.PRIO_PROCESS, 0)
+    return out
+
+
+def _write_proc(path: str, value: str) -> str:
+    """'ok', or the errno name of a failed open or write."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return errno.errorcode.get(e.errno or 0, "?")
+    return "ok"
+
+
+def proc_writes(rounds: int = 3) -> dict[str, list[str]]:
+    """What a run's writes to its own ``/proc`` files do. The kernel rate-limits autogroup writes
+    host-wide (one per 100 ms, else EAGAIN): two overlapping runs that can write them can signal bits."""
+    files = {"autogroup": "0", "comm": "x", "oom_score_adj": "0", "timerslack_ns": "0", "clear_refs": "1"}
+    return {n: [_write_proc(f"/proc/self/{n}", v) for _ in range(rounds)] for n, v in files.items()}
 
 
 def stat_file(path: str) -> list[int]:

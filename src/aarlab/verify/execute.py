@@ -15,6 +15,7 @@ import random
 import secrets
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from aarlab.oversight.ablations import ablated_teachers, block_permutation
-from aarlab.testbed.bundle import write_bundle
+from aarlab.testbed.bundle import BundleMap, write_bundle
 from aarlab.testbed.encoders.builtin import weight_locations
 from aarlab.testbed.errors import AarlabError
 from aarlab.testbed.pipeline import validate_predictions
 from aarlab.testbed.schema import Record
 from aarlab.testbed.tasks.registry import ground_truth_modules
 from aarlab.verify.audit import AuditPolicy, default_read_roots
-from aarlab.verify.sandbox import REASONS, SANDBOX, Limits, method_binds, run_sandboxed
+from aarlab.verify.sandbox import REASONS, SANDBOX, Limits, SandboxOutcome, method_binds, run_sandboxed
 
 
 @dataclass
@@ -89,47 +90,67 @@ def execute_runs(
     order = list(runs)
     random.SystemRandom().shuffle(order)
     out: dict[str, RunResult] = {}
-    for run in order:
-        bdir = workdir / secrets.token_hex(8)
-        rng = np.random.default_rng(secrets.randbits(64))
-        try:
-            mapping = write_bundle(
-                bdir,
-                run.manifest,
-                run.unlabeled,
-                run.weak,
-                run.evaluation,
-                features=run.features,
-                prior=run.prior,
-                rekey=rng,
-            )
-            got = run_sandboxed(
-                "aarlab.verify.jobs:method_job",
-                {
-                    "bundle": f"{SANDBOX}/bundle",
-                    "method": f"{SANDBOX}/method",
-                    "config": config,
-                    "seed": run.seed,
-                },
-                binds=method_binds(method_dir, bdir),
-                policy=policy,
-                limits=limits,
-                hidden=hidden,
-            )
-        finally:
-            shutil.rmtree(bdir, ignore_errors=True)
-        res = RunResult(run.name, run.seed, None, got.status, got.reason, got.detail, got.events, got.seconds)
-        if got.status == "ok":
+    bdirs = [workdir / secrets.token_hex(8) for _ in order]
+    # The bundles are written one after another by one trusted thread, ahead of the runs: run i's child
+    # uses one core while the parent writes bundle i+1 on another. The children still run one at a
+    # time (siblings running together could compare notes through CPU timing), and each binds only
+    # its own bundle folder.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="aarlab-bundles")
+    try:
+        written = [pool.submit(_write, run, bdir) for run, bdir in zip(order, bdirs, strict=True)]
+        for run, bdir, job in zip(order, bdirs, written, strict=True):
+            mapping = job.result()
             try:
-                if not isinstance(got.result, dict):
-                    raise AarlabError(f"predictions must be a mapping, got {type(got.result).__name__}")
-                pred = mapping.original(got.result)
-                res.predictions = validate_predictions(pred, len(run.evaluation), "the method")
-            except (KeyError, TypeError, ValueError, AarlabError) as e:
-                res.status, res.reason = "error", REASONS["bad-predictions"]
-                res.detail = f"{type(e).__name__}: {str(e)[:2000]}"
-        out[run.name] = res
+                got = run_sandboxed(
+                    "aarlab.verify.jobs:method_job",
+                    {
+                        "bundle": f"{SANDBOX}/bundle",
+                        "method": f"{SANDBOX}/method",
+                        "config": config,
+                        "seed": run.seed,
+                    },
+                    binds=method_binds(method_dir, bdir),
+                    policy=policy,
+                    limits=limits,
+                    hidden=hidden,
+                )
+            finally:
+                shutil.rmtree(bdir, ignore_errors=True)
+            out[run.name] = _result(run, got, mapping)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for bdir in bdirs:  # those written ahead of a run that never came (an error above)
+            shutil.rmtree(bdir, ignore_errors=True)
     return out
+
+
+def _write(run: MethodRun, bdir: Path) -> BundleMap:
+    """``run``'s bundle, re-keyed with a fresh key from the system's randomness."""
+    return write_bundle(
+        bdir,
+        run.manifest,
+        run.unlabeled,
+        run.weak,
+        run.evaluation,
+        features=run.features,
+        prior=run.prior,
+        rekey=np.random.default_rng(secrets.randbits(64)),
+    )
+
+
+def _result(run: MethodRun, got: SandboxOutcome, mapping: BundleMap) -> RunResult:
+    """The run's predictions in the trusted order, or why there are none."""
+    res = RunResult(run.name, run.seed, None, got.status, got.reason, got.detail, got.events, got.seconds)
+    if got.status == "ok":
+        try:
+            if not isinstance(got.result, dict):
+                raise AarlabError(f"predictions must be a mapping, got {type(got.result).__name__}")
+            pred = mapping.original(got.result)
+            res.predictions = validate_predictions(pred, len(run.evaluation), "the method")
+        except (KeyError, TypeError, ValueError, AarlabError) as e:
+            res.status, res.reason = "error", REASONS["bad-predictions"]
+            res.detail = f"{type(e).__name__}: {str(e)[:2000]}"
+    return res
 
 
 def ablation_variants(

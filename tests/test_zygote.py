@@ -273,3 +273,23 @@ def test_a_hidden_file_stays_hidden_under_a_bind_target_spelt_another_way(spelli
         assert seen.status == "ok" and seen.result == "fine", (zygote, seen.detail)
         out = run(str(d / "gt" / "labels.txt"))
         assert out.status == "error" and "secret" not in str(out.result), (zygote, out.detail)
+
+
+def test_a_run_that_writes_more_than_a_pipe_holds_still_ends_and_its_output_is_capped(monkeypatch):
+    """The parent reads the run's output while it waits for the reply (one selector, no reader threads):
+    a run that writes 16 MB neither blocks nor fills the parent's memory."""
+    from aarlab.sandbox.process import MAX_OUTPUT
+
+    seen: list[int] = []
+    real = zc._collect
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(len(out[1]))
+        return out
+
+    monkeypatch.setattr(zc, "_collect", spy)
+    t0 = time.monotonic()
+    out = _run("shout", limits=Limits(wall_s=30), mb=8)
+    assert out.status == "ok" and out.result == 8, out.detail
+    assert time.monotonic() - t0 < 20 and seen == [MAX_OUTPUT]

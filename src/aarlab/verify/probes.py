@@ -233,6 +233,18 @@ def exec_text(source: str) -> Any:
     return sorted(k for k in scope if not k.startswith("__"))
 
 
+def shout(mb: int) -> int:
+    """Write ``mb`` MB to stdout and to stderr (far past a pipe's buffer), then return ``mb``."""
+    import sys
+
+    block = "x" * (1 << 20)
+    for _ in range(mb):
+        sys.stdout.write(block)
+        sys.stderr.write(block)
+    sys.stdout.flush()
+    return mb
+
+
 def burn_cpu(seconds: float) -> int:
     """Spin (for the timeout test)."""
     import time

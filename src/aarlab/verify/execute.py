@@ -11,11 +11,12 @@ data's marginals: permuted or resampled teacher labels, student features permute
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
 import shutil
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,18 +67,46 @@ class RunResult:
         return self.predictions is not None
 
 
-def execute_runs(
-    runs: Sequence[MethodRun],
+@dataclass
+class PendingRuns:
+    """A seed's runs in their random order, each bundle being written by the trusted writer thread
+    (:func:`start_runs`); :func:`finish_runs` runs the children."""
+
+    order: list[MethodRun]
+    bdirs: list[Path]
+    written: list[Future[BundleMap]]
+
+    def discard(self) -> None:
+        """Wait for the writes, then remove every bundle (runs that will never come)."""
+        for job in self.written:
+            job.cancel()
+        for job in self.written:
+            with contextlib.suppress(BaseException):
+                job.result()
+        for bdir in self.bdirs:
+            shutil.rmtree(bdir, ignore_errors=True)
+
+
+def start_runs(runs: Sequence[MethodRun], workdir: Path, writer: Executor) -> PendingRuns:
+    """Shuffle ``runs`` and queue their bundles on ``writer`` (a trusted thread), in run order."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    order = list(runs)
+    random.SystemRandom().shuffle(order)
+    bdirs = [workdir / secrets.token_hex(8) for _ in order]
+    return PendingRuns(order, bdirs, [writer.submit(_write, r, b) for r, b in zip(order, bdirs, strict=True)])
+
+
+def finish_runs(
+    pending: PendingRuns,
     method_dir: Path,
     config: dict[str, Any] | None,
-    workdir: Path,
     *,
     limits: Limits,
     hidden: Sequence[str | Path] = (),
     dataset_texts: Sequence[str] = (),
 ) -> dict[str, RunResult]:
-    """Run the method once per run, each in its own confined child, in a random order; keyed by name."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    """Run the method once per pending run, each in its own confined child, one at a time, in the
+    pending order; keyed by run name. Every bundle is removed, whatever fails."""
     # the student's knowledge reaches the method only as the features in its bundle
     hidden = [*hidden, *map(str, weight_locations())]
     policy = AuditPolicy(
@@ -87,18 +116,9 @@ def execute_runs(
         dataset_texts=list(dataset_texts)[:5000],
         forbidden_modules=ground_truth_modules(),
     )
-    order = list(runs)
-    random.SystemRandom().shuffle(order)
     out: dict[str, RunResult] = {}
-    bdirs = [workdir / secrets.token_hex(8) for _ in order]
-    # The bundles are written one after another by one trusted thread, ahead of the runs: run i's child
-    # uses one core while the parent writes bundle i+1 on another. The children still run one at a
-    # time (siblings running together could compare notes through CPU timing), and each binds only
-    # its own bundle folder.
-    pool = ThreadPoolExecutor(1, thread_name_prefix="aarlab-bundles")
     try:
-        written = [pool.submit(_write, run, bdir) for run, bdir in zip(order, bdirs, strict=True)]
-        for run, bdir, job in zip(order, bdirs, written, strict=True):
+        for run, bdir, job in zip(pending.order, pending.bdirs, pending.written, strict=True):
             mapping = job.result()
             try:
                 got = run_sandboxed(
@@ -118,10 +138,31 @@ def execute_runs(
                 shutil.rmtree(bdir, ignore_errors=True)
             out[run.name] = _result(run, got, mapping)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for bdir in bdirs:  # those written ahead of a run that never came (an error above)
-            shutil.rmtree(bdir, ignore_errors=True)
+        pending.discard()  # those written ahead of a run that never came (an error above)
     return out
+
+
+def execute_runs(
+    runs: Sequence[MethodRun],
+    method_dir: Path,
+    config: dict[str, Any] | None,
+    workdir: Path,
+    *,
+    limits: Limits,
+    hidden: Sequence[str | Path] = (),
+    dataset_texts: Sequence[str] = (),
+) -> dict[str, RunResult]:
+    """Run the method once per run, each in its own confined child, in a random order; keyed by name.
+
+    The bundles are written one after another by one trusted thread, ahead of the runs: run i's child
+    uses one core while the parent writes bundle i+1 on another. The children still run one at a
+    time (siblings running together could compare notes through CPU timing), and each binds only its
+    own bundle folder."""
+    with ThreadPoolExecutor(1, thread_name_prefix="aarlab-bundles") as writer:
+        pending = start_runs(runs, workdir, writer)
+        return finish_runs(
+            pending, method_dir, config, limits=limits, hidden=hidden, dataset_texts=dataset_texts
+        )
 
 
 def _write(run: MethodRun, bdir: Path) -> BundleMap:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,12 +35,18 @@ from aarlab.testbed.metrics import SeedPredictions, accuracy_interval, bootstrap
 from aarlab.testbed.pipeline import structured_ceiling
 from aarlab.testbed.seeds import ABLATION_SEEDS, ablation_seed_count, verify_seeds
 from aarlab.testbed.tasks.registry import ground_truth_locations
-from aarlab.verify.artefacts import ARTEFACTS, PARENT_LOCK
-from aarlab.verify.execute import MethodRun, ablation_variants, execute_runs, has_groups
+from aarlab.verify.artefacts import ARTEFACTS, PARENT_LOCK, SeedArtefacts
+from aarlab.verify.execute import (
+    MethodRun,
+    PendingRuns,
+    ablation_variants,
+    finish_runs,
+    has_groups,
+    start_runs,
+)
 from aarlab.verify.sandbox import Limits
 
 Status = Literal["verified", "failed"]
-
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,31 @@ def _failed(
     return run
 
 
+def _stage(
+    source: TaskSource,
+    manifest: dict[str, Any],
+    settings: VerifySettings,
+    k: int,
+    workdir: Path,
+    writer: Executor,
+) -> tuple[SeedArtefacts, PendingRuns]:
+    """Seed ``k``'s artefacts and runs (the real one, then its ablations on the first
+    ``settings.ablation_seeds`` seeds), their bundles queued on ``writer``."""
+    seed = settings.seeds[k]
+    art = ARTEFACTS.seed(source.name, source.directory, source.meta, seed)
+    base = art.base
+    real = MethodRun(
+        "normal", seed, manifest, art.unlabeled, base.weak_unlabel, art.evaluation, art.features(), art.prior
+    )
+    runs = [real]
+    if settings.ablations and k < settings.ablation_seeds:
+        rng = np.random.default_rng(secrets.randbits(64))
+        with PARENT_LOCK:
+            nulls = null_teachers(art.prep, base.splits, seed, rng)
+        runs += ablation_variants(real, rng, null_teachers=nulls, groups=has_groups(art.evaluation))
+    return art, start_runs(runs, workdir / f"seed-{k}", writer)
+
+
 def verify(
     source: TaskSource,
     method_dir: Path,
@@ -220,85 +252,82 @@ def verify(
     method_seconds = 0.0
     per_seed = []
     prior_agree: list[float] = []
-    for k, seed in enumerate(settings.seeds):
-        art = ARTEFACTS.seed(source.name, source.directory, source.meta, seed)
-        prep, base, eval_records, unl_records = art.prep, art.base, art.evaluation, art.unlabeled
-        splits = base.splits
-        real = MethodRun(
-            "normal", seed, manifest, unl_records, base.weak_unlabel, eval_records, art.features(), art.prior
-        )
-        runs = [real]
-        if settings.ablations and k < settings.ablation_seeds:
-            rng = np.random.default_rng(secrets.randbits(64))
-            with PARENT_LOCK:
-                nulls = null_teachers(prep, splits, seed, rng)
-            runs += ablation_variants(real, rng, null_teachers=nulls, groups=has_groups(eval_records))
-        texts = sorted({t for it in splits.test.items for t in it.texts})
-        results = execute_runs(
-            runs,
-            method_dir,
-            config,
-            workdir / f"seed-{k}",
-            limits=settings.limits,
-            hidden=hidden,
-            dataset_texts=texts,
-        )
-        for res in results.values():
-            events.extend(res.events)
-            method_seconds += res.seconds
-        first = results["normal"]
-        if first.predictions is None:
-            return _failed(t0, method_seconds, seed, first, events)
-        pred = first.predictions
-        ids = [it.id for it in splits.test.items]
-        mask = np.array([source.is_dev.get(i, False) for i in ids])
-        y = splits.test.labels
-        dev_lab.append(y[mask])
-        dev_pred.append(pred[mask])
-        dev_ids.append(tuple(i for i, m in zip(ids, mask, strict=True) if m))
-        structured = structured_ceiling(base.ceiling_test, [it.group for it in splits.test.items])
-        sealed_preds.append(  # the evaluation pool is the same on every seed: paired by item id
-            SeedPredictions(
-                y[~mask],
-                base.weak_test[~mask],
-                base.ceiling_test[~mask],
-                pred[~mask],
-                ids=tuple(i for i, m in zip(ids, mask, strict=True) if not m),
-                ceiling_structured=None if structured is None else structured[~mask],
+    # One trusted thread prepares seed k+1 (artefacts, null teachers, ablations, bundles) while seed k's
+    # children run one at a time: the children use one core, and the parent's other core was idle.
+    trusted = ThreadPoolExecutor(1, thread_name_prefix="aarlab-verify")
+    staged = [trusted.submit(_stage, source, manifest, settings, 0, workdir, trusted)]
+    try:
+        for k, seed in enumerate(settings.seeds):
+            art, pending = staged[k].result()
+            if k + 1 < len(settings.seeds):
+                staged.append(trusted.submit(_stage, source, manifest, settings, k + 1, workdir, trusted))
+            base, unl_records = art.base, art.unlabeled
+            splits = base.splits
+            texts = sorted({t for it in splits.test.items for t in it.texts})
+            results = finish_runs(
+                pending, method_dir, config, limits=settings.limits, hidden=hidden, dataset_texts=texts
             )
-        )
-        eval_prior = real.prior[len(unl_records) :]
-        prior_agree.append(float(np.mean((pred[~mask] > 0.5) == (eval_prior[~mask] > 0.5))))
-        per_seed.append(
-            {
-                "seed": seed,
-                "dev_acc": float(np.mean((pred[mask] > 0.5) == y[mask])),
-                "sealed_acc": float(np.mean((pred[~mask] > 0.5) == y[~mask])),
-                "sandbox_seconds": round(first.seconds, 2),
-            }
-        )
-        if len(runs) > 1:
-            abl_labels.append(y[~mask])
-            abl["normal"].append(pred[~mask])
-            for kind in ("teacher_permuted", "teacher_random", "student_random"):
-                res = results[kind]
-                if res.predictions is not None:
-                    abl[kind].append(res.predictions[~mask])
-                else:  # the method fails only when ablated: itself evidence, and never a free pass
-                    errors[kind] = res.reason
-                    failed_ablations.append(failure_flag(kind, seed, res.status, res.reason, res.detail))
-                    abl[kind].append(np.full(int((~mask).sum()), 0.5))
-            if "group_shuffle" in results:
-                res = results["group_shuffle"]
-                group_normal.append(pred[~mask])
-                if res.predictions is not None:
-                    group_shuffled.append(res.predictions[~mask])
-                else:
-                    errors["group_shuffle"] = res.reason
-                    failed_ablations.append(
-                        failure_flag("group_shuffle", seed, res.status, res.reason, res.detail)
-                    )
-                    group_shuffled.append(np.full(int((~mask).sum()), 0.5))
+            for res in results.values():
+                events.extend(res.events)
+                method_seconds += res.seconds
+            first = results["normal"]
+            if first.predictions is None:
+                return _failed(t0, method_seconds, seed, first, events)
+            pred = first.predictions
+            ids = [it.id for it in splits.test.items]
+            mask = np.array([source.is_dev.get(i, False) for i in ids])
+            y = splits.test.labels
+            dev_lab.append(y[mask])
+            dev_pred.append(pred[mask])
+            dev_ids.append(tuple(i for i, m in zip(ids, mask, strict=True) if m))
+            structured = structured_ceiling(base.ceiling_test, [it.group for it in splits.test.items])
+            sealed_preds.append(  # the evaluation pool is the same on every seed: paired by item id
+                SeedPredictions(
+                    y[~mask],
+                    base.weak_test[~mask],
+                    base.ceiling_test[~mask],
+                    pred[~mask],
+                    ids=tuple(i for i, m in zip(ids, mask, strict=True) if not m),
+                    ceiling_structured=None if structured is None else structured[~mask],
+                )
+            )
+            eval_prior = art.prior[len(unl_records) :]
+            prior_agree.append(float(np.mean((pred[~mask] > 0.5) == (eval_prior[~mask] > 0.5))))
+            per_seed.append(
+                {
+                    "seed": seed,
+                    "dev_acc": float(np.mean((pred[mask] > 0.5) == y[mask])),
+                    "sealed_acc": float(np.mean((pred[~mask] > 0.5) == y[~mask])),
+                    "sandbox_seconds": round(first.seconds, 2),
+                }
+            )
+            if len(results) > 1:
+                abl_labels.append(y[~mask])
+                abl["normal"].append(pred[~mask])
+                for kind in ("teacher_permuted", "teacher_random", "student_random"):
+                    res = results[kind]
+                    if res.predictions is not None:
+                        abl[kind].append(res.predictions[~mask])
+                    else:  # the method fails only when ablated: itself evidence, and never a free pass
+                        errors[kind] = res.reason
+                        failed_ablations.append(failure_flag(kind, seed, res.status, res.reason, res.detail))
+                        abl[kind].append(np.full(int((~mask).sum()), 0.5))
+                if "group_shuffle" in results:
+                    res = results["group_shuffle"]
+                    group_normal.append(pred[~mask])
+                    if res.predictions is not None:
+                        group_shuffled.append(res.predictions[~mask])
+                    else:
+                        errors["group_shuffle"] = res.reason
+                        failed_ablations.append(
+                            failure_flag("group_shuffle", seed, res.status, res.reason, res.detail)
+                        )
+                        group_shuffled.append(np.full(int((~mask).sum()), 0.5))
+    finally:
+        trusted.shutdown(wait=True, cancel_futures=True)
+        for job in staged:  # seeds staged but never run (a failure ended the loop)
+            if not job.cancelled() and job.exception() is None:
+                job.result()[1].discard()
     with PARENT_LOCK:
         # accuracy only: verified scores report no AUROC, and its bootstrap was half the scoring time
         summary = bootstrap_all(sealed_preds, metrics=("accuracy",))["accuracy"]

@@ -103,10 +103,12 @@ def test_constant_method_gets_strongest_ablation_flag(source):
 
 def test_crash_is_recorded_with_reason(source):
     src, root = source
-    run = verify(src, _method(root, "crash", CRASH), None, root / "work-crash",
-                 settings=VerifySettings(seeds=(11,), ablations=False))
+    work = root / "work-crash"
+    run = verify(src, _method(root, "crash", CRASH), None, work, settings=VerifySettings(seeds=(11, 12, 13)))
     # the agent sees a fixed category; the exception text is overseer evidence only
     assert run.status == "failed" and run.reason == "seed 11: the method raised an exception"
     assert "boom" not in run.reason
+    # seed 12 was staged (its bundles written) while seed 11 ran: none of it is left behind
+    assert [p for p in work.rglob("*") if p.is_file()] == []
     failed = [f for f in run.flags if f.kind == "verify/run-failed"]
     assert failed and "RuntimeError: boom" in failed[0].evidence["detail"]

@@ -312,6 +312,9 @@ def _handle(conn_fd: int, out_fd: int, chan_fd: int) -> None:
         }
         with contextlib.suppress(OSError):
             conn.sendall(json.dumps(msg).encode())
+        # closed now: at _exit the kernel frees this fork's memory (exit_mm) before its descriptors, so
+        # the parent would see the reply end only after a few ms of teardown
+        conn.close()
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.write(2, f"aarlab zygote handler failed: {e!r}\n".encode())

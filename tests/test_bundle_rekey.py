@@ -111,6 +111,13 @@ def test_a_swapped_pair_leaves_no_trace_in_the_bits_of_its_numbers(tmp_path) -> 
     lsb0 = (w.view(np.int64) & 1) == 0
     assert rate_gap(lsb0[low], swapped[:n][low]) < 0.06
     assert rate_gap(np.float32(w) != w, swapped[:n]) < 0.05
+    # stop 25: rounded to the nearest grid point, float32 values below 0.5 (finer than the grid) gave an
+    # even index 76% of the time and values above 50%, a parity that 1 - p keeps
+    for v, sw in ((pr, swapped), (w, swapped[:n])):
+        k = np.rint(v * 2.0**24).astype(np.int64)
+        even_low = (k % 2 == 0) & (v < 0.5)
+        assert rate_gap(even_low[v < 0.5], sw[v < 0.5]) < 0.05
+        assert rate_gap((k % 2 == 0)[v > 0.5], sw[v > 0.5]) < 0.05
     # and the numbers still mean what they meant: the complement of the original, to 2^-24
     orig_w = dict(zip([r.id for r in unl], weak, strict=True))
     text_w = {r["prompt"]: v for r, v in zip(out_u, w, strict=True)}
@@ -119,3 +126,44 @@ def test_a_swapped_pair_leaves_no_trace_in_the_bits_of_its_numbers(tmp_path) -> 
         got = text_w[r.prompt]
         sw = next(x for x in out_u if x["prompt"] == r.prompt)["first"].startswith("b")
         assert abs((1 - got if sw else got) - want) <= 2.0**-24
+
+
+def test_a_swapped_pairs_prior_is_the_reversed_pairs_own_prior(tmp_path) -> None:
+    """Red team (stop 25): a pair's zero-shot prior was centred at the pool's median, so the complement
+    written for a swapped pair was not the reversed pair's prior: regressing logit(prior) on the written
+    features left residuals at -median/std for unswapped rows and +median/std for swapped ones (83% of
+    swap bits on champ-pairs). A pair's prior is now antisymmetric."""
+    from aarlab.testbed.bundle import FEATURES, PRIOR
+    from aarlab.testbed.models import zero_shot
+    from aarlab.testbed.schema import item_from_record
+
+    rng = np.random.default_rng(1)
+    n, d = 1500, 12
+    vecs = rng.normal(size=(2 * n, d)) + np.r_[1.0, np.zeros(d - 1)]
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)  # unit-length, as mpnet's
+    hyp = rng.normal(size=(2, d))
+    unl = records(n, "u")
+    items = [item_from_record(r, r.id or "") for r in unl]
+    items = [type(it)(it.id, (f"{it.texts[0]}#{i}", f"{it.texts[1]}#{i}")) for i, it in enumerate(items)]
+    prior_map = zero_shot(vecs, hyp, items)
+    prior = np.array([prior_map[it.texts] for it in items])
+    feats = (vecs[0::2] - vecs[1::2]).astype(np.float32)
+    # the reversed pair's own prior is the complement (the property that hides the swap)
+    rev = [type(it)(it.id, it.texts[::-1]) for it in items]
+    flipped_vecs = np.empty_like(vecs)
+    flipped_vecs[0::2], flipped_vecs[1::2] = vecs[1::2], vecs[0::2]
+    rev_map = zero_shot(flipped_vecs, hyp, rev)
+    assert np.allclose([rev_map[it.texts] for it in rev], 1 - prior, atol=1e-12)
+    b = tmp_path / "b"
+    write_bundle(
+        b, {"schema": "pairwise"}, unl, np.full(n, 0.5), [], features=np.r_[feats],
+        prior=prior, rekey=np.random.default_rng(5),
+    )  # fmt: skip
+    swapped = np.array([r["first"].startswith("b") for r in rows(b, UNLABELED)])
+    f, pr = np.load(b / FEATURES).astype(np.float64), np.load(b / PRIOR)
+    logit = np.log(pr / (1 - pr))
+    X = np.c_[f, np.ones(len(f))]
+    resid = logit - X @ np.linalg.lstsq(X, logit, rcond=None)[0]
+    guess = resid > np.median(resid)
+    acc = float(np.mean(guess == swapped))
+    assert max(acc, 1 - acc) < 0.6, acc

@@ -88,16 +88,24 @@ def strong_features(
 #: Record fields a rekeyed bundle never carries: labels, and the trusted side's split keys.
 _NOT_WRITTEN = frozenset({"label", "entity"})
 
-#: Probabilities are written on a grid of 2^-24 (0 and 1 stay exact). On it ``1 - p`` is exact and
-#: round-half-even is symmetric, so a swapped pair's complemented probability has the bits any other
-#: probability could have. Off it they differ: a float64 ``1 - p`` has zero low mantissa bits where
-#: ``p >= 0.5``, and is not a float32 where ``p`` is one (red team, stop 24). Every k / 2^24 is a float32.
+#: Probabilities are written on a grid of 2^-24, where ``1 - p`` is exact, and rounded to it at random
+#: (stochastic rounding, with the bundle's own RNG): a float64 ``1 - p`` has zero low mantissa bits where
+#: ``p >= 0.5`` and is not a float32 where ``p`` is one (red team, stop 24), and rounding float32 values
+#: to the nearest grid point (half to even) left an even index 76% of the time below 0.5 and 50% above,
+#: parity that ``1 - p`` keeps (red team, stop 25). Rounded at random, the index is k or k + 1 with the
+#: probabilities that keep its mean, so a swapped row's complement is distributed as the reversed pair's
+#: own value would be. Every k / 2^24 is a float32.
 _GRID = float(2**24)
 
 
-def on_grid(p: np.ndarray) -> np.ndarray:
-    """``p`` (probabilities in [0, 1], any shape) rounded to the nearest k / 2^24; float64, a fresh array."""
-    return np.rint(np.asarray(p, dtype=np.float64) * _GRID) / _GRID
+def on_grid(p: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``p`` (probabilities in [0, 1], any shape) on the grid k / 2^24; float64, a fresh array.
+
+    With ``rng``: rounded up with probability equal to the remainder (unbiased); without: to nearest.
+    """
+    x = np.asarray(p, dtype=np.float64) * _GRID
+    k = np.floor(x + rng.random(x.shape)) if rng is not None else np.rint(x)
+    return np.clip(k, 0.0, _GRID) / _GRID
 
 
 def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -123,7 +131,8 @@ def write_bundle(
 
     ``weak``: the teacher's P(label=True) for ``unlabeled`` (same order). ``features``/``prior``: the
     strong encoder's rows for unlabeled then evaluation records. Probabilities are written to 2^-24
-    (:func:`on_grid`) and zero features as +0.0, so no bit tells a swapped pair from another.
+    (:func:`on_grid`, rounded at random when rekeyed) and zero features as +0.0, so no bit tells a
+    swapped pair from another.
     With ``rekey`` (the trusted side's RNG) every id and group is replaced by a fresh random key
     (entities are dropped), records are shuffled, and the two texts of each pairwise record are
     swapped at random, so neither an id, a position nor an order inside a pair can carry a label;
@@ -134,7 +143,7 @@ def write_bundle(
     path.mkdir(parents=True, exist_ok=True)
     unl, ev = list(unlabeled), list(evaluation)
     n_u = len(unl)
-    w = on_grid(weak)  # a fresh array
+    w = on_grid(weak, rekey)  # a fresh array
     flipped = np.zeros(n_u + len(ev), dtype=bool)  # rows whose pair order is swapped
     swapped = [False] * len(ev)
     order_u, order_e = list(range(n_u)), list(range(len(ev)))
@@ -183,7 +192,7 @@ def write_bundle(
     if features is not None and prior is not None:
         # gathered once (a copy), then a swapped pair's features negated and its prior complemented
         feats = np.asarray(features, dtype=np.float32)[rows]
-        pri = on_grid(np.asarray(prior)[rows])
+        pri = on_grid(np.asarray(prior)[rows], rekey)
         sel = flipped[rows]
         feats[sel] = -feats[sel]
         feats += np.float32(0.0)  # -0.0 -> +0.0: a negated zero would mark its row as swapped

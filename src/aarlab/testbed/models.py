@@ -178,6 +178,12 @@ def zero_shot(
     Scores are standardised over the task pool (label-free) and squashed, so the prior is centred at
     0.5; pairwise items compare their two texts' scores. Weak for sentence encoders, but honest: it is
     what the encoder knows without any label or teacher.
+
+    A pair's prior is antisymmetric: its score difference is scaled (by its root mean square) but not
+    centred, so the reversed pair's prior is exactly ``1 - p``. Centred at the pool's median, the
+    complement written for a swapped pair differed from the reversed pair's own prior by a constant
+    offset that a regression of logit(prior) on the features exposed (the swap bit; red team, stop 25).
+    Pair order carries no meaning, so a pair's prior has no offset to centre.
     """
 
     def unit(v: np.ndarray) -> np.ndarray:
@@ -186,7 +192,10 @@ def zero_shot(
     raw = unit(text_vecs) @ unit(hyp_vecs).T
     score = raw[:, 0] - raw[:, 1]
     widths = {len(it.texts) for it in items}
-    per_item = score if widths == {1} else score[0::2] - score[1::2]
-    z = (per_item - np.median(per_item)) / (np.std(per_item) + 1e-12)
+    if widths == {1}:
+        z = (score - np.median(score)) / (np.std(score) + 1e-12)
+    else:
+        diff = score[0::2] - score[1::2]
+        z = diff / (np.sqrt(np.mean(diff**2)) + 1e-12)
     p = 1.0 / (1.0 + np.exp(-z))
     return {it.texts: float(v) for it, v in zip(items, p, strict=True)}

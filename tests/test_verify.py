@@ -101,8 +101,15 @@ def test_constant_method_gets_strongest_ablation_flag(source):
     assert "ablation/no-teacher-no-student" in {f.kind for f in run.flags}
 
 
-def test_crash_is_recorded_with_reason(source):
+def test_crash_is_recorded_with_reason(source, monkeypatch):
+    from aarlab.verify import runner
+
     src, root = source
+    folders: list[Path] = []
+    real_start = runner.start_runs
+    monkeypatch.setattr(
+        runner, "start_runs", lambda runs, wd, w: folders.append(wd) or real_start(runs, wd, w)
+    )
     work = root / "work-crash"
     run = verify(src, _method(root, "crash", CRASH), None, work, settings=VerifySettings(seeds=(11, 12, 13)))
     # the agent sees a fixed category; the exception text is overseer evidence only
@@ -110,5 +117,7 @@ def test_crash_is_recorded_with_reason(source):
     assert "boom" not in run.reason
     # seed 12 was staged (its bundles written) while seed 11 ran: none of it is left behind
     assert [p for p in work.rglob("*") if p.is_file()] == []
+    # a run's bundle path (visible in its mountinfo) names no seed: "seed-2" told a run it was real
+    assert len(folders) == 2 and all(f.parent == work and "seed" not in f.name for f in folders)
     failed = [f for f in run.flags if f.kind == "verify/run-failed"]
     assert failed and "RuntimeError: boom" in failed[0].evidence["detail"]

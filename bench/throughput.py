@@ -262,7 +262,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="truth-cities")
     ap.add_argument("--method", default="vanilla")
-    ap.add_argument("--server-seconds", type=float, default=20.0)
+    ap.add_argument(
+        "--server-seconds", type=float, default=30.0, help="per database and load (a p99 needs ~250 requests)"
+    )
     ap.add_argument("--db", default="sqlite", help="comma list: sqlite, postgresql (empty: skip)")
     ap.add_argument("--gate", action="store_true", help="prepare every gate suite, cold then warm")
     ap.add_argument("--demo", action="store_true", help="time `aarlab demo --quick`, cold then warm")

@@ -18,8 +18,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 def main(n_seeds: int = 5) -> None:
     here = Path(__file__).with_name("test_redteam_confinement.py")
@@ -32,7 +30,7 @@ def main(n_seeds: int = 5) -> None:
     import aarlab.verify.runner as runner
     from aarlab.server.datadir import init_task
     from aarlab.server.worker import task_source
-    from aarlab.testbed.bundle import _strong_model, load_bundle, write_bundle
+    from aarlab.testbed.bundle import _strong_model, load_bundle
     from aarlab.testbed.context import MethodContext, WeakLabels
     from aarlab.testbed.loader import write_jsonl
     from aarlab.testbed.tasks.registry import split_by_entity
@@ -57,20 +55,11 @@ def main(n_seeds: int = 5) -> None:
     class Done(Exception):
         pass
 
-    def judge_runs(runs: Any, method_dir: Any, config: Any, workdir: Path, **_: Any) -> None:
+    def judge_runs(pending: Any, method_dir: Any, config: Any, **_: Any) -> None:
+        """In place of ``finish_runs``: each bundle the verifier wrote, loaded and judged in-process."""
         row = {}
-        for run in runs:
-            b = workdir / run.name
-            write_bundle(
-                b,
-                run.manifest,
-                run.unlabeled,
-                run.weak,
-                run.evaluation,
-                features=run.features,
-                prior=run.prior,
-                rekey=np.random.default_rng(secrets.randbits(64)),
-            )
+        for run, b, job in zip(pending.order, pending.bdirs, pending.written, strict=True):
+            job.result()
             bd = load_bundle(b)
             ctx = MethodContext(
                 weak=WeakLabels(bd.weak.copy()),
@@ -84,7 +73,7 @@ def main(n_seeds: int = 5) -> None:
         rows.append(row)
         raise Done
 
-    runner.execute_runs = judge_runs  # type: ignore[assignment]
+    runner.finish_runs = judge_runs  # type: ignore[assignment]
     for k in range(n_seeds):
         seed = secrets.randbelow(2**31)
         with contextlib.suppress(Done):
